@@ -1,0 +1,49 @@
+# Why Deep? — build, test and measure the book.
+# `make book` and `make test` need only Python 3.11 and pip: they create .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Sphinx warnings and cell errors fail the build; --keep-going reports them all.
+JB_FLAGS := --warningiserror --nitpick --keep-going
+
+.PHONY: book test unit notebooks lint bench clean page help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make book   build the HTML book into _build/html (creates .venv when missing)"
+	@echo "make test   build, then run the unit tests, the build test and the notebook checks"
+	@echo "make bench  time every page cold, a full cold build and a no-change rebuild"
+	@echo "make page PAGE=sawtooth   build one chapter alone into _build/page-sawtooth"
+	@echo "make lint   ruff over src/, tests/ and _ext/"
+	@echo "make clean  remove _build (keeps .venv)"
+
+# Reinstall whenever requirements.txt or pyproject.toml changes.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+# A failed build forgets its Sphinx environment, so that the next build re-reads
+# (and re-reports) every page instead of passing on a half-updated state.
+book: $(VENV)/.installed
+	$(BIN)/jupyter-book build $(JB_FLAGS) . || { rm -rf _build/.doctrees; exit 1; }
+
+page: $(VENV)/.installed
+	@test -n "$(PAGE)" || { echo "usage: make page PAGE=<name of book/NAME.md>"; exit 2; }
+	$(BIN)/python tools/build_page.py $(PAGE)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests _ext tools
+	$(BIN)/ruff format --check src tests _ext tools
+
+test: book lint
+	$(BIN)/python -m pytest tests _build/jupyter_execute --nbval \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
+
+bench: $(VENV)/.installed
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf _build

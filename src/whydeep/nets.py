@@ -1,0 +1,291 @@
+"""Building the book's networks.
+
+The book counts layers the way the input–output picture suggests: the input is
+a layer, so a network of *depth* ``D`` has ``D - 1`` hidden layers and one output
+layer. Depth 2 is one hidden layer. Weights are Gaussian with standard deviation
+``sigma / sqrt(fan_in)``, so ``sigma`` is the gain that every chapter varies,
+independent of the width.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_float, check_int
+
+ACTIVATIONS = ("tanh", "relu", "linear")
+
+_ACTIVATION_MODULES = {"tanh": nn.Tanh, "relu": nn.ReLU, "linear": nn.Identity}
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's random number generators.
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer.
+
+    Returns
+    -------
+    torch.Generator
+        A fresh generator seeded with ``seed``, for code that prefers an explicit
+        generator to the global state.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def activation(name: str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (``'tanh'``, ``'relu'``, ``'linear'``)."""
+    check_choice("activation", name, ACTIVATIONS)
+    return _ACTIVATION_MODULES[name]()
+
+
+def layer_sizes(n_in: int, width: int, depth: int, n_out: int = 1) -> list[int]:
+    """Sizes of all layers, input first: ``[n_in, width, ..., width, n_out]``.
+
+    A network of depth ``depth`` has ``depth - 1`` hidden layers of size ``width``.
+    """
+    n_in = check_int("n_in", n_in, minimum=1)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=2)
+    n_out = check_int("n_out", n_out, minimum=1)
+    return [n_in] + [width] * (depth - 1) + [n_out]
+
+
+def n_params(n_in: int, width: int, depth: int, n_out: int = 1, bias: bool = False) -> int:
+    """Number of trainable parameters of :func:`mlp` with the same arguments.
+
+    Without bias this is ``n_in*width + (depth - 2)*width**2 + width*n_out``;
+    a bias adds one parameter per non-input unit, ``(depth - 1)*width + n_out``.
+    """
+    sizes = layer_sizes(n_in, width, depth, n_out)
+    weights = n_in * width + (depth - 2) * width**2 + width * n_out
+    biases = (depth - 1) * width + n_out if bias else 0
+    assert weights == sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return weights + biases
+
+
+def init_gaussian_(
+    module: nn.Module, sigma: float = 1.0, sigma_b: float = 0.0, generator=None
+) -> nn.Module:
+    """Redraw every ``nn.Linear`` in ``module`` in place.
+
+    Weights get standard deviation ``sigma / sqrt(fan_in)``, biases (if any)
+    standard deviation ``sigma_b``. Returns ``module``.
+    """
+    sigma = check_float("sigma", sigma, positive=True)
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                std = sigma / math.sqrt(layer.in_features)
+                layer.weight.copy_(
+                    torch.randn(layer.weight.shape, generator=generator) * std
+                )
+                if layer.bias is not None:
+                    layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator) * sigma_b)
+    return module
+
+
+def mlp(
+    n_in: int,
+    width: int,
+    depth: int,
+    activation: str = "tanh",
+    *,
+    n_out: int = 1,
+    sigma: float = 1.0,
+    bias: bool = False,
+    sigma_b: float = 0.0,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> nn.Sequential:
+    """A fully connected network in the book's conventions.
+
+    Parameters
+    ----------
+    n_in : int
+        Input dimension, at least 1.
+    width : int
+        Size of every hidden layer, at least 1.
+    depth : int
+        Number of layers counting the input, at least 2: ``depth - 1`` hidden
+        layers followed by a linear output layer.
+    activation : {'tanh', 'relu', 'linear'}
+        Non-linearity after every hidden layer (none after the output).
+    n_out : int, default 1
+        Output dimension.
+    sigma : float, default 1
+        Weight gain: weights are drawn from N(0, sigma**2 / fan_in).
+    bias : bool, default False
+        Whether layers have a bias (the book's networks have none by default).
+    sigma_b : float, default 0
+        Standard deviation of the biases when ``bias`` is true.
+    generator : torch.Generator, optional
+        Source of randomness; the global generator when omitted.
+    dtype : torch.dtype, default torch.float32
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Alternating ``nn.Linear`` and activation modules; input shape
+        ``(n_samples, n_in)``, output shape ``(n_samples, n_out)``.
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    sizes = layer_sizes(n_in, width, depth, n_out)
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(_ACTIVATION_MODULES[activation]())
+    net = nn.Sequential(*layers)
+    return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, generator=generator)
+
+
+def linear_layers(net: nn.Module) -> list[nn.Linear]:
+    """The ``nn.Linear`` layers of ``net`` in order."""
+    layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not layers:
+        raise ValueError(f"net must contain at least one nn.Linear layer, got {type(net).__name__}")
+    return layers
+
+
+def count_params(net: nn.Module) -> int:
+    """Number of trainable scalars in ``net`` (``sum(p.numel())``)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+class BatchedMLP(nn.Module):
+    """``n_models`` independent MLPs evaluated as one batched computation.
+
+    Member ``k`` is the network ``mlp(n_in, widths[k], depth, activation, ...)``;
+    members narrower than the widest are padded with hidden units whose weights
+    are zero and stay zero (their gradients are masked), so each member computes
+    exactly what its own narrow network would. Training many small networks this
+    way costs about as much as training the largest one alone, because per-step
+    overhead, not arithmetic, dominates networks this small.
+
+    Parameters
+    ----------
+    n_in, depth, activation, n_out, sigma, bias, sigma_b, generator, dtype
+        As in :func:`mlp`.
+    widths : sequence of int
+        Hidden width of each member; ``len(widths)`` is the number of members.
+
+    Notes
+    -----
+    ``forward(x)`` takes ``x`` of shape ``(n_samples, n_in)`` (the same inputs for
+    every member) or ``(n_models, n_samples, n_in)`` and returns shape
+    ``(n_models, n_samples, n_out)``.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        widths,
+        depth: int,
+        activation: str = "tanh",
+        *,
+        n_out: int = 1,
+        sigma: float = 1.0,
+        bias: bool = False,
+        sigma_b: float = 0.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        widths = [check_int("widths[i]", w, minimum=1) for w in widths]
+        if not widths:
+            raise ValueError("widths must name at least one member, got []")
+        check_choice("activation", activation, ACTIVATIONS)
+        sigma = check_float("sigma", sigma, positive=True)
+        sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+        self.widths = widths
+        self.activation = activation
+        self._act = _ACTIVATION_MODULES[activation]()
+        w_max = max(widths)
+        sizes = layer_sizes(n_in, w_max, depth, n_out)
+        k = len(widths)
+        width_t = torch.tensor(widths)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList() if bias else None
+        masks = []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            rows = torch.ones(k, fan_out, dtype=dtype)
+            cols = torch.ones(k, fan_in, dtype=dtype)
+            if i < len(sizes) - 2:  # output units of a hidden layer
+                rows = (torch.arange(fan_out) < width_t[:, None]).to(dtype)
+            if i > 0:  # input units that are hidden
+                cols = (torch.arange(fan_in) < width_t[:, None]).to(dtype)
+            mask = rows[:, :, None] * cols[:, None, :]
+            # each member's own fan-in sets its scale, as in a narrow network
+            true_fan_in = torch.full((k,), float(fan_in)) if i == 0 else width_t.to(dtype)
+            std = (sigma / true_fan_in.sqrt())[:, None, None]
+            w = torch.randn(k, fan_out, fan_in, generator=generator, dtype=dtype) * std * mask
+            self.weights.append(nn.Parameter(w))
+            masks.append(mask)
+            if bias:
+                b = torch.randn(k, fan_out, generator=generator, dtype=dtype) * sigma_b * rows
+                self.biases.append(nn.Parameter(b))
+        for i, mask in enumerate(masks):
+            self.register_buffer(f"mask{i}", mask)
+            self.weights[i].register_hook(lambda g, m=mask: g * m)
+        if bias:
+            for i, b in enumerate(self.biases):
+                row_mask = masks[i][:, :, 0].clone() if i < len(masks) - 1 else torch.ones_like(b)
+                b.register_hook(lambda g, m=row_mask: g * m)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.widths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n_models, -1, -1)
+        h = x
+        last = len(self.weights) - 1
+        for i, w in enumerate(self.weights):
+            h = torch.bmm(h, w.transpose(1, 2))
+            if self.biases is not None:
+                h = h + self.biases[i][:, None, :]
+            if i < last:
+                h = self._act(h)
+        return h
+
+    def member(self, k: int) -> nn.Sequential:
+        """Member ``k`` as a plain :func:`mlp` with copied (unpadded) weights."""
+        k = check_int("k", k, minimum=0, maximum=self.n_models - 1)
+        width = self.widths[k]
+        depth = len(self.weights)
+        n_in = self.weights[0].shape[2]
+        n_out = self.weights[-1].shape[1]
+        dtype = self.weights[0].dtype
+        net = mlp(n_in, width, depth, self.activation, n_out=n_out,
+                  bias=self.biases is not None, dtype=dtype)
+        with torch.no_grad():
+            for i, layer in enumerate(linear_layers(net)):
+                rows = width if i < depth - 1 else n_out
+                cols = n_in if i == 0 else width
+                layer.weight.copy_(self.weights[i][k, :rows, :cols])
+                if layer.bias is not None:
+                    layer.bias.copy_(self.biases[i][k, :rows])
+        return net
+
+    def n_params(self) -> list[int]:
+        """Trainable parameters of each member (padding excluded)."""
+        depth = len(self.weights)
+        n_in = self.weights[0].shape[2]
+        n_out = self.weights[-1].shape[1]
+        return [n_params(n_in, w, depth, n_out, bias=self.biases is not None) for w in self.widths]
