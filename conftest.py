@@ -16,7 +16,9 @@ os.environ["WHYDEEP_BUILD"] = "1"
 
 
 def _kind(report) -> str:
-    return "notebook cells" if ".ipynb" in report.nodeid.split("::")[0] else "unit tests"
+    return (
+        "notebook cells" if ".ipynb" in report.nodeid.split("::")[0] else "unit tests"
+    )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -33,6 +35,9 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("what was checked")
     for kind in ("unit tests", "notebook cells"):
-        parts = [f"{counts[(kind, o)]} {o}" for o in ("passed", "failed", "error", "skipped")
-                 if counts.get((kind, o))]
+        parts = [
+            f"{counts[(kind, o)]} {o}"
+            for o in ("passed", "failed", "error", "skipped")
+            if counts.get((kind, o))
+        ]
         terminalreporter.write_line(f"{kind}: {', '.join(parts) if parts else 'none'}")

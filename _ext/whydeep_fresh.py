@@ -35,7 +35,11 @@ def fingerprint(root: Path) -> str:
         path = root / name
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
         for file in files:
-            if not file.is_file() or "__pycache__" in file.parts or file.suffix == ".pyc":
+            if (
+                not file.is_file()
+                or "__pycache__" in file.parts
+                or file.suffix == ".pyc"
+            ):
                 continue
             digest.update(file.relative_to(root).as_posix().encode() + b"\0")
             digest.update(file.read_bytes() + b"\0")

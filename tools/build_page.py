@@ -29,8 +29,18 @@ def main(argv: list[str]) -> int:
     chapters = "" if name == "index" else f"chapters:\n  - file: book/{name}\n"
     toc.write_text(f"format: jb-book\nroot: book/index\n{chapters}")
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", "--warningiserror", "--nitpick", "--keep-going",
-           "--toc", str(toc), "--path-output", str(out), str(ROOT)]
+    cmd = [
+        str(jb),
+        "build",
+        "--warningiserror",
+        "--nitpick",
+        "--keep-going",
+        "--toc",
+        str(toc),
+        "--path-output",
+        str(out),
+        str(ROOT),
+    ]
     return subprocess.call(cmd)
 
 

@@ -11,7 +11,9 @@ import numbers
 from collections.abc import Iterable
 
 
-def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(
+    name: str, value, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")

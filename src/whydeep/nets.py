@@ -9,6 +9,7 @@ independent of the width.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -39,13 +40,13 @@ def set_seed(seed: int) -> torch.Generator:
     """
     seed = check_int("seed", seed, minimum=0)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global state is the point)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
 
 def activation(name: str) -> nn.Module:
-    """Return a fresh activation module for ``name`` (``'tanh'``, ``'relu'``, ``'linear'``)."""
+    """A fresh activation module: ``'tanh'``, ``'relu'`` or ``'linear'``."""
     check_choice("activation", name, ACTIVATIONS)
     return _ACTIVATION_MODULES[name]()
 
@@ -62,7 +63,9 @@ def layer_sizes(n_in: int, width: int, depth: int, n_out: int = 1) -> list[int]:
     return [n_in] + [width] * (depth - 1) + [n_out]
 
 
-def n_params(n_in: int, width: int, depth: int, n_out: int = 1, bias: bool = False) -> int:
+def n_params(
+    n_in: int, width: int, depth: int, n_out: int = 1, bias: bool = False
+) -> int:
     """Number of trainable parameters of :func:`mlp` with the same arguments.
 
     Without bias this is ``n_in*width + (depth - 2)*width**2 + width*n_out``;
@@ -71,7 +74,7 @@ def n_params(n_in: int, width: int, depth: int, n_out: int = 1, bias: bool = Fal
     sizes = layer_sizes(n_in, width, depth, n_out)
     weights = n_in * width + (depth - 2) * width**2 + width * n_out
     biases = (depth - 1) * width + n_out if bias else 0
-    assert weights == sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    assert weights == sum(a * b for a, b in itertools.pairwise(sizes))
     return weights + biases
 
 
@@ -93,7 +96,9 @@ def init_gaussian_(
                     torch.randn(layer.weight.shape, generator=generator) * std
                 )
                 if layer.bias is not None:
-                    layer.bias.copy_(torch.randn(layer.bias.shape, generator=generator) * sigma_b)
+                    layer.bias.copy_(
+                        torch.randn(layer.bias.shape, generator=generator) * sigma_b
+                    )
     return module
 
 
@@ -146,7 +151,7 @@ def mlp(
         raise ValueError(f"bias must be True or False, got {bias!r}")
     sizes = layer_sizes(n_in, width, depth, n_out)
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype))
         if i < len(sizes) - 2:
             layers.append(_ACTIVATION_MODULES[activation]())
@@ -158,7 +163,9 @@ def linear_layers(net: nn.Module) -> list[nn.Linear]:
     """The ``nn.Linear`` layers of ``net`` in order."""
     layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
     if not layers:
-        raise ValueError(f"net must contain at least one nn.Linear layer, got {type(net).__name__}")
+        raise ValueError(
+            f"net must contain at least one nn.Linear layer, got {type(net).__name__}"
+        )
     return layers
 
 
@@ -222,7 +229,7 @@ class BatchedMLP(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList() if bias else None
         masks = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             rows = torch.ones(k, fan_out, dtype=dtype)
             cols = torch.ones(k, fan_in, dtype=dtype)
             if i < len(sizes) - 2:  # output units of a hidden layer
@@ -231,20 +238,34 @@ class BatchedMLP(nn.Module):
                 cols = (torch.arange(fan_in) < width_t[:, None]).to(dtype)
             mask = rows[:, :, None] * cols[:, None, :]
             # each member's own fan-in sets its scale, as in a narrow network
-            true_fan_in = torch.full((k,), float(fan_in)) if i == 0 else width_t.to(dtype)
+            true_fan_in = (
+                torch.full((k,), float(fan_in)) if i == 0 else width_t.to(dtype)
+            )
             std = (sigma / true_fan_in.sqrt())[:, None, None]
-            w = torch.randn(k, fan_out, fan_in, generator=generator, dtype=dtype) * std * mask
+            w = (
+                torch.randn(k, fan_out, fan_in, generator=generator, dtype=dtype)
+                * std
+                * mask
+            )
             self.weights.append(nn.Parameter(w))
             masks.append(mask)
             if bias:
-                b = torch.randn(k, fan_out, generator=generator, dtype=dtype) * sigma_b * rows
+                b = (
+                    torch.randn(k, fan_out, generator=generator, dtype=dtype)
+                    * sigma_b
+                    * rows
+                )
                 self.biases.append(nn.Parameter(b))
         for i, mask in enumerate(masks):
             self.register_buffer(f"mask{i}", mask)
             self.weights[i].register_hook(lambda g, m=mask: g * m)
         if bias:
             for i, b in enumerate(self.biases):
-                row_mask = masks[i][:, :, 0].clone() if i < len(masks) - 1 else torch.ones_like(b)
+                row_mask = (
+                    masks[i][:, :, 0].clone()
+                    if i < len(masks) - 1
+                    else torch.ones_like(b)
+                )
                 b.register_hook(lambda g, m=row_mask: g * m)
 
     @property
@@ -272,8 +293,15 @@ class BatchedMLP(nn.Module):
         n_in = self.weights[0].shape[2]
         n_out = self.weights[-1].shape[1]
         dtype = self.weights[0].dtype
-        net = mlp(n_in, width, depth, self.activation, n_out=n_out,
-                  bias=self.biases is not None, dtype=dtype)
+        net = mlp(
+            n_in,
+            width,
+            depth,
+            self.activation,
+            n_out=n_out,
+            bias=self.biases is not None,
+            dtype=dtype,
+        )
         with torch.no_grad():
             for i, layer in enumerate(linear_layers(net)):
                 rows = width if i < depth - 1 else n_out
@@ -288,4 +316,7 @@ class BatchedMLP(nn.Module):
         depth = len(self.weights)
         n_in = self.weights[0].shape[2]
         n_out = self.weights[-1].shape[1]
-        return [n_params(n_in, w, depth, n_out, bias=self.biases is not None) for w in self.widths]
+        return [
+            n_params(n_in, w, depth, n_out, bias=self.biases is not None)
+            for w in self.widths
+        ]

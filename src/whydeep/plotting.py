@@ -65,7 +65,9 @@ def _png(fig) -> str:
 
 def _check_params(params: dict) -> dict[str, list]:
     if not isinstance(params, dict) or not params:
-        raise ValueError(f"params must be a non-empty dict of name -> values, got {params!r}")
+        raise ValueError(
+            f"params must be a non-empty dict of name -> values, got {params!r}"
+        )
     out = {}
     for name, values in params.items():
         values = list(values)
@@ -111,7 +113,9 @@ def static_slider(
     initial = dict(initial or {})
     for name, value in initial.items():
         if name not in params or value not in params[name]:
-            raise ValueError(f"initial[{name!r}] must be one of params[{name!r}], got {value!r}")
+            raise ValueError(
+                f"initial[{name!r}] must be one of params[{name!r}], got {value!r}"
+            )
     names = list(params)
     frames = []
     for combo in itertools.product(*params.values()):
@@ -140,7 +144,7 @@ def static_slider(
         'var inputs=root.querySelectorAll("input");'
         "function update(){var k=0;inputs.forEach(function(el){"
         "var p=+el.dataset.param;k+=strides[p]*(+el.value);"
-        'el.nextElementSibling.textContent=labels[p][+el.value];});'
+        "el.nextElementSibling.textContent=labels[p][+el.value];});"
         'img.src="data:image/png;base64,"+frames[k];}'
         'inputs.forEach(function(el){el.addEventListener("input",update);});'
         "})();"
@@ -214,7 +218,7 @@ def log_slope(x, y) -> float:
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or x.size < 2:
         raise ValueError(
-            f"x and y must be 1-D of the same length >= 2, got shapes {x.shape} and {y.shape}"
+            f"x and y must be 1-D of equal length >= 2, got shapes {x.shape}, {y.shape}"
         )
     if np.any(x <= 0) or np.any(y <= 0):
         raise ValueError("x and y must be positive for a log-log fit, got a value <= 0")
@@ -231,9 +235,42 @@ def small_multiples(n: int, *, ncols: int = 4, panel: float = 2.2, **subplot_kw)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel * ncols, panel * nrows), squeeze=False, **subplot_kw
+        nrows,
+        ncols,
+        figsize=(panel * ncols, panel * nrows),
+        squeeze=False,
+        **subplot_kw,
     )
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.remove()
     return fig, list(flat[:n])
+
+
+def draw_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> None:
+    """Draw a fully connected network with layer sizes ``sizes`` on ``ax``.
+
+    Layers wider than ``max_units`` are drawn with ``max_units`` units and
+    labelled with their true size.
+    """
+    sizes = [check_int("sizes[i]", s, minimum=1) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least 2 layers, got {sizes!r}")
+    max_units = check_int("max_units", max_units, minimum=1)
+    color = color or colors()[0]
+    shown = [min(s, max_units) for s in sizes]
+    tallest = max(shown)
+
+    def ys(n):
+        return [(tallest - 1) / 2 - (n - 1) / 2 + i for i in range(n)]
+
+    for layer, (n_a, n_b) in enumerate(itertools.pairwise(shown)):
+        for ya in ys(n_a):
+            for yb in ys(n_b):
+                ax.plot([layer, layer + 1], [ya, yb], color="0.75", lw=0.8, zorder=1)
+    for layer, (n, size) in enumerate(zip(shown, sizes, strict=True)):
+        ax.scatter([layer] * n, ys(n), s=260, color=color, zorder=2, edgecolor="white")
+        ax.text(layer, -1.1, str(size), ha="center", va="top")
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_ylim(-1.9, tallest - 0.2)
+    ax.axis("off")

@@ -1,0 +1,149 @@
+"""Tests of whydeep.nets: the book's conventions for building networks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from whydeep import nets
+
+
+@pytest.mark.parametrize(
+    ("n_in", "width", "depth", "n_out", "bias"),
+    [
+        (10, 3, 2, 1, False),
+        (5, 7, 5, 1, False),
+        (4, 16, 3, 3, True),
+        (1, 1, 2, 1, True),
+    ],
+)
+def test_parameter_formula_matches_allocated_tensors(n_in, width, depth, n_out, bias):
+    net = nets.mlp(n_in, width, depth, n_out=n_out, bias=bias)
+    assert nets.n_params(n_in, width, depth, n_out, bias=bias) == nets.count_params(net)
+
+
+def test_worked_parameter_count_of_the_conventions_page():
+    assert nets.n_params(10, 3, 2) == 33
+
+
+def test_depth_counts_the_input_layer():
+    net = nets.mlp(4, 3, 4)
+    assert len(nets.linear_layers(net)) == 4 - 1 + 1 - 1 + 1  # D-1 hidden + output
+    assert nets.layer_sizes(4, 3, 2) == [4, 3, 1]
+    assert nets.layer_sizes(4, 3, 4) == [4, 3, 3, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "module"), [("tanh", nn.Tanh), ("relu", nn.ReLU), ("linear", nn.Identity)]
+)
+def test_activation_is_the_one_asked_for(name, module):
+    # Regression test: a classic version of this helper compared instead of
+    # assigning for 'relu', so asking for ReLU silently gave tanh.
+    net = nets.mlp(3, 5, 4, activation=name)
+    acts = [m for m in net if not isinstance(m, nn.Linear)]
+    assert len(acts) == 3
+    assert all(type(m) is module for m in acts)
+
+
+def test_relu_network_really_computes_relu():
+    torch.manual_seed(0)
+    net = nets.mlp(2, 8, 2, activation="relu")
+    x = torch.randn(50, 2)
+    w1, w2 = (layer.weight for layer in nets.linear_layers(net))
+    expected = torch.relu(x @ w1.T) @ w2.T
+    torch.testing.assert_close(net(x), expected)
+
+
+def test_no_output_activation_and_no_bias_by_default():
+    net = nets.mlp(3, 4, 3)
+    assert isinstance(net[-1], nn.Linear)
+    assert all(layer.bias is None for layer in nets.linear_layers(net))
+
+
+def test_weight_standard_deviation_is_sigma_over_sqrt_fan_in():
+    torch.manual_seed(1)
+    sigma = 1.7
+    net = nets.mlp(400, 300, 3, sigma=sigma)
+    for layer in nets.linear_layers(net)[:2]:
+        expected = sigma / math.sqrt(layer.in_features)
+        measured = layer.weight.std().item()
+        assert measured == pytest.approx(expected, rel=0.02)
+
+
+def test_set_seed_reproduces_numpy_torch_and_networks():
+    nets.set_seed(7)
+    a = (np.random.rand(3), torch.rand(3), nets.mlp(3, 4, 3))  # noqa: NPY002
+    nets.set_seed(7)
+    b = (np.random.rand(3), torch.rand(3), nets.mlp(3, 4, 3))  # noqa: NPY002
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+    for p, q in zip(a[2].parameters(), b[2].parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_batched_members_equal_their_own_networks():
+    torch.manual_seed(0)
+    batched = nets.BatchedMLP(3, [1, 4, 9], depth=4, dtype=torch.float64)
+    x = torch.randn(20, 3, dtype=torch.float64)
+    out = batched(x)
+    assert out.shape == (3, 20, 1)
+    for k in range(3):
+        torch.testing.assert_close(batched.member(k)(x), out[k], rtol=0, atol=1e-12)
+    assert batched.n_params() == [nets.n_params(3, w, 4) for w in (1, 4, 9)]
+
+
+def test_batched_padding_stays_zero_under_training():
+    torch.manual_seed(0)
+    batched = nets.BatchedMLP(2, [2, 5], depth=3)
+    opt = torch.optim.Adam(batched.parameters(), lr=0.1)
+    x, y = torch.randn(30, 2), torch.randn(30, 1)
+    for _ in range(20):
+        opt.zero_grad()
+        ((batched(x) - y) ** 2).mean(dim=(1, 2)).sum().backward()
+        opt.step()
+    hidden = batched.weights[1][0]  # member 0 has width 2 inside a width-5 pad
+    assert torch.count_nonzero(hidden[2:, :]) == 0
+    assert torch.count_nonzero(hidden[:, 2:]) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(n_in=3, width=4, depth=1), "depth"),
+        (dict(n_in=3, width=0, depth=2), "width"),
+        (dict(n_in=0, width=3, depth=2), "n_in"),
+        (dict(n_in=3, width=3, depth=2, activation="sigmoid"), "activation"),
+        (dict(n_in=3, width=3, depth=2, sigma=0.0), "sigma"),
+        (dict(n_in=3, width=3, depth=2, sigma=-1.0), "sigma"),
+        (dict(n_in=3, width=2.5, depth=2), "width"),
+        (dict(n_in=3, width=3, depth=2, bias="yes"), "bias"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        nets.mlp(**kwargs)
+
+
+def test_bad_arguments_elsewhere():
+    with pytest.raises(ValueError, match="seed"):
+        nets.set_seed(-1)
+    with pytest.raises(ValueError, match="widths"):
+        nets.BatchedMLP(3, [], depth=2)
+    with pytest.raises(ValueError, match="depth"):
+        nets.n_params(3, 3, 1)
+    with pytest.raises(ValueError, match="activation"):
+        nets.activation("softplus")
+
+
+def test_error_message_names_value_and_expectation():
+    with pytest.raises(ValueError) as info:
+        nets.mlp(3, 4, depth=1)
+    assert (
+        "depth" in str(info.value)
+        and "1" in str(info.value)
+        and ">= 2" in str(info.value)
+    )

@@ -1,0 +1,87 @@
+"""Tests of whydeep.plotting: the shipped style and static/live interactive figures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from whydeep import plotting
+
+
+def test_style_ships_with_the_package_and_needs_no_network():
+    path = Path(plotting.style_path())
+    assert path.is_file()
+    assert "http" not in path.read_text()
+    plotting.use_style()
+    assert matplotlib.rcParams["figure.facecolor"] in ("white", (1.0, 1.0, 1.0, 1.0))
+    assert matplotlib.rcParams["savefig.transparent"] is False
+
+
+def test_colors_are_the_style_cycle():
+    assert plotting.colors()[:2] == ["#0072B2", "#D55E00"]
+
+
+def _draw(fig, a, b="x"):
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, a])
+    ax.set_title(str(b))
+
+
+def test_static_slider_embeds_every_frame_and_one_control_per_parameter(monkeypatch):
+    monkeypatch.setenv(plotting.BUILD_ENV, "1")
+    html = plotting.interactive(_draw, {"a": [1, 2, 3], "b": ["p", "q"]}).data
+    assert html.count('type="range"') == 2
+    frames = re.search(r"var frames=(\[.*?\]);", html).group(1)
+    assert frames.count("iVBOR") == 6  # six PNGs (each starts with the PNG magic)
+    assert "<script>" in html and "data:image/png;base64," in html
+    assert plt.get_fignums() == []  # every frame's figure was closed
+
+
+def test_static_slider_is_deterministic():
+    first = plotting.static_slider(_draw, {"a": [1, 2]}).data
+    second = plotting.static_slider(_draw, {"a": [1, 2]}).data
+    assert first == second
+
+
+def test_initial_value_selects_the_first_frame_shown():
+    html = plotting.static_slider(_draw, {"a": [1, 2, 3]}, initial={"a": 3}).data
+    assert 'value="2"' in html
+
+
+def test_live_kernel_gets_widgets(monkeypatch):
+    widgets = pytest.importorskip("ipywidgets")
+    monkeypatch.delenv(plotting.BUILD_ENV, raising=False)
+    shown = plotting.interactive(_draw, {"a": [1, 2]})
+    assert isinstance(shown.widget, widgets.interactive)
+    plt.close("all")
+
+
+def test_log_slope_recovers_a_power_law():
+    x = [1, 10, 100, 1000]
+    assert plotting.log_slope(x, [3 * v**-1.5 for v in x]) == pytest.approx(-1.5)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: plotting.static_slider(_draw, {}), "params"),
+        (lambda: plotting.static_slider(_draw, {"a": []}), "params"),
+        (
+            lambda: plotting.static_slider(_draw, {"a": [1]}, initial={"a": 5}),
+            "initial",
+        ),
+        (lambda: plotting.log_slope([1, 2], [1, -1]), "positive"),
+        (lambda: plotting.log_slope([1], [1]), "length"),
+        (lambda: plotting.small_multiples(0), "n"),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,119 @@
+"""Measure the book on this machine: `make bench`.
+
+Copies the book to a temporary folder (so the working build and its cache are
+untouched), then prints one table:
+
+- each page's cold execution seconds, read from the build's own log, next to
+  its budget (a chapter must execute in at most 60 s on a 2-core machine);
+- each page's HTML size, including the images it shows;
+- the whole cold build, and a rebuild with nothing changed.
+
+Exits with status 1 when a page is over its budget.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+DEFAULT_BUDGET = 60.0
+BUDGETS = {"book/deep_linear": 30.0}  # seconds; every other page gets DEFAULT_BUDGET
+EXECUTED = re.compile(r"(\S+?)\.(?:md|ipynb): Executed notebook in ([0-9.]+) seconds")
+
+
+def build(book: Path) -> tuple[str, float]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(JUPYTER_BOOK), "build", "--warningiserror", "--keep-going", str(book)],
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        sys.stderr.write(log[-4000:])
+        raise SystemExit(f"the build failed (exit {result.returncode})")
+    return log, seconds
+
+
+def page_size(html_dir: Path, page: str) -> int:
+    """Bytes of a page's HTML plus every local image it references."""
+    html_file = html_dir / f"{page}.html"
+    text = html_file.read_text(errors="replace")
+    size = html_file.stat().st_size
+    seen = set()
+    for src in re.findall(r'<img[^>]+src="([^"]+)"', text):
+        if src.startswith(("data:", "http:", "https:")) or src in seen:
+            continue
+        seen.add(src)
+        image = (html_file.parent / src).resolve()
+        if image.is_file():
+            size += image.stat().st_size
+    return size
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="whydeep-bench-") as tmp:
+        book = Path(tmp) / "book"
+        shutil.copytree(
+            ROOT,
+            book,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", "_build", "node_modules", "__pycache__", ".*cache"
+            ),
+        )
+        print("cold build (empty cache) ...", flush=True)
+        log, cold = build(book)
+        print("rebuild with nothing changed ...", flush=True)
+        relog, warm = build(book)
+
+        executed = {}
+        for path, seconds in EXECUTED.findall(log):
+            page = Path(path).resolve().relative_to(book.resolve()).as_posix()
+            executed[page] = float(seconds)
+        rerun = EXECUTED.findall(relog)
+
+        html_dir = book / "_build" / "html"
+        rows, over = [], []
+        for page in sorted(executed, key=lambda p: (p != "book/index", p)):
+            budget = BUDGETS.get(page, DEFAULT_BUDGET)
+            status = "ok" if executed[page] <= budget else "OVER"
+            if status == "OVER":
+                over.append(page)
+            kib = page_size(html_dir, page) / 1024
+            rows.append(
+                (page, f"{executed[page]:.1f}", f"{budget:.0f}", status, f"{kib:,.0f}")
+            )
+
+    header = ("page", "cold exec (s)", "budget (s)", "", "HTML+images (KiB)")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print()
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for row in rows:
+        print(line(row))
+    print()
+    print(f"full cold build:            {cold:6.1f} s")
+    print(f"rebuild, nothing changed:   {warm:6.1f} s  (pages executed: {len(rerun)})")
+    if over:
+        print(f"over budget: {', '.join(over)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
