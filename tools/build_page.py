@@ -1,4 +1,4 @@
-"""Build one page of the book alone, with the book's settings and warnings as errors.
+"""Build one page of the book (with the preface and conventions) alone, with the book's settings and warnings as errors.
 
     python tools/build_page.py sawtooth      # -> _build/page-sawtooth/_build/html
 
@@ -26,7 +26,9 @@ def main(argv: list[str]) -> int:
     out = ROOT / "_build" / f"page-{name}"
     out.mkdir(parents=True, exist_ok=True)
     toc = out / "_toc.yml"
-    chapters = "" if name == "index" else f"chapters:\n  - file: book/{name}\n"
+    # The preface links to the conventions page, so both come along.
+    pages = ["conventions"] + ([name] if name not in ("index", "conventions") else [])
+    chapters = "chapters:\n" + "".join(f"  - file: book/{p}\n" for p in pages)
     toc.write_text(f"format: jb-book\nroot: book/index\n{chapters}")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [

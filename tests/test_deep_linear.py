@@ -1,0 +1,295 @@
+"""Tests of whydeep.deep_linear: tree data, training loops, the exact solution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from whydeep import deep_linear as dl
+
+
+@pytest.fixture(scope="module")
+def tree_data():
+    features = dl.sample_tree_features(2000, flip_probability=0.15, seed=3)
+    return np.eye(8), features
+
+
+def test_tree_parents_shape():
+    parents = dl.tree_parents(3, 2)
+    assert parents.shape == (15,)
+    assert parents[0] == -1
+    assert list(parents[7:]) == [3, 3, 4, 4, 5, 5, 6, 6]
+
+
+def test_levels_apart_of_binary_tree():
+    apart = dl.tree_levels_apart(3, 2)
+    assert (
+        apart[0, 0] == 0 and apart[0, 1] == 1 and apart[0, 2] == 2 and apart[0, 7] == 3
+    )
+    assert np.array_equal(apart, apart.T)
+
+
+def test_sampled_correlation_follows_tree():
+    # 20,000 features: a correlation's sampling error is about 1/sqrt(20000) = 0.007
+    features = dl.sample_tree_features(20_000, flip_probability=0.15, seed=1)
+    assert set(np.unique(features)) == {-1.0, 1.0}
+    corr = features.T @ features / features.shape[0]
+    expected = dl.tree_correlation(flip_probability=0.15)
+    assert np.abs(corr - expected).max() < 0.04
+    by_relation = dl.similarity_by_relation(corr)
+    # siblings > cousins > other kingdom, and each close to (1 - 2p)^(2k)
+    assert by_relation[1] > by_relation[2] > by_relation[3]
+    assert np.allclose(by_relation, [1, 0.49, 0.7**4, 0.7**6], atol=0.02)
+
+
+def test_no_flips_gives_identical_items_up_to_root_sign():
+    features = dl.sample_tree_features(50, flip_probability=0.0, seed=0)
+    assert np.all(features == features[:, :1])
+
+
+def test_block_means_staircase():
+    has_bones = [-1, 1, 1, 1, -1, -1, -1, -1]
+    assert np.allclose(dl.block_means(has_bones, item=0), [-0.25, 0.5, 0.0, -1.0])
+
+
+def test_init_scale():
+    w1, w2 = dl.init_weights([8, 300, 2000], gamma=2.0, seed=0)
+    assert w1.shape == (300, 8) and w2.shape == (2000, 300)
+    assert abs(w2.std().item() - 2.0 / np.sqrt(2300)) < 0.01 * 2.0 / np.sqrt(2300)
+
+
+def test_aligned_start_follows_theorem_exactly(tree_data):
+    """The theorem's own start (modes aligned and balanced), small steps: the
+    singular values of W_tot stay within 0.5% of s_1 of the sigmoids."""
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    u, s, vt = np.linalg.svd(features, full_matrices=False)
+    a0 = 1e-4 * s  # every mode starts at 1e-4 of its final strength
+    hidden_dirs = np.linalg.qr(np.random.default_rng(0).normal(size=(12, n_items)))[0]
+    w1 = hidden_dirs @ np.diag(np.sqrt(a0)) @ vt
+    w2 = u @ np.diag(np.sqrt(a0)) @ hidden_dirs.T
+    lr = 0.5
+    step = dl.effective_step(lr, n_out, n_items)
+    assert step * s[0] < 0.005  # small steps
+    run = dl.train_linear_net(
+        labels,
+        features,
+        [w1, w2],
+        lr=lr,
+        n_epochs=2500,
+        record_epochs=range(0, 2501, 10),
+    )
+    flow = dl.predicted_modes(
+        s, a0, step=step, epochs=run.record_epochs, discrete=False
+    )
+    assert np.abs(run.singular_values - flow).max() < 0.005 * s[0]
+
+
+def test_random_start_half_times(tree_data):
+    """Small random start, small steps: each mode is half learned within 3% of
+    the time the theorem predicts from the effective initial strengths
+    (within 1% for the four strongest modes), and all are learned in the end."""
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    lr, gamma = 1.0, 1e-2
+    w = dl.init_weights([n_items, 20, n_out], gamma=gamma, seed=0)
+    grid = dl.train_grid(
+        labels,
+        features,
+        [gamma],
+        [lr],
+        n_hidden=20,
+        n_epochs=2600,
+        record_every=5,
+        seed=0,
+    )
+    s = np.linalg.svd(features, compute_uv=False)
+    step = dl.effective_step(lr, n_out, n_items)
+    assert step * s[0] < 0.01  # small steps
+    a0 = dl.initial_mode_strengths(features, *w)
+    assert a0.max() < 1e-5 * s[-1]  # a tiny start
+    simulated = grid.singular_values[0, 0]
+    t_sim = dl.half_epochs(grid.record_epochs, simulated, s)
+    t_flow = np.sort([dl.half_time(sk, ak, step) for sk, ak in zip(s, a0, strict=True)])
+    assert np.allclose(t_sim[:4], t_flow[:4], rtol=0.01)
+    assert np.allclose(t_sim, t_flow, rtol=0.03)
+    assert simulated[-1] == pytest.approx(s, rel=1e-2)
+
+
+def test_discrete_rate_corrects_large_steps(tree_data):
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    lr = 20.0  # effective step x s_1 is about 0.3
+    w = dl.init_weights([n_items, 20, n_out], gamma=1e-6, seed=0)
+    grid = dl.train_grid(
+        labels, features, [1e-6], [lr], n_hidden=20, n_epochs=150, seed=0
+    )
+    s = np.linalg.svd(features, compute_uv=False)
+    step = dl.effective_step(lr, n_out, n_items)
+    a0 = dl.initial_mode_strengths(features, *w)
+    t_sim = dl.half_epochs(grid.record_epochs, grid.singular_values[0, 0], s)[0]
+    t_flow = dl.half_time(s[0], a0[0], step)
+    t_steps = dl.half_time(s[0], a0[0], step, discrete=True)
+    assert abs(t_steps - t_sim) < 1.0 < abs(t_flow - t_sim)
+
+
+def test_grid_survives_divergence(tree_data):
+    labels, features = tree_data
+    grid = dl.train_grid(labels, features, [1e-3], [5000.0], n_hidden=8, n_epochs=40)
+    assert np.isinf(grid.loss[0, 0, -1])
+    assert np.isnan(grid.singular_values[0, 0, -1]).all()
+
+
+def test_grid_matches_full_network(tree_data):
+    labels, features = tree_data
+    features = np.vstack([features, [-1, 1, 1, 1, -1, -1, -1, -1]])
+    n_out = features.shape[0]
+    w = dl.init_weights([8, 16, n_out], gamma=0.5, seed=4)
+    run = dl.train_linear_net(
+        labels,
+        features,
+        w,
+        lr=30.0,
+        n_epochs=60,
+        record_epochs=range(0, 61, 4),
+        watch=(n_out - 1, 0),
+    )
+    grid = dl.train_grid(
+        labels,
+        features,
+        [0.5, 1e-3],
+        [30.0, 5.0],
+        n_hidden=16,
+        n_epochs=60,
+        record_every=4,
+        watch=(n_out - 1, 0),
+        seed=4,
+    )
+    assert np.allclose(grid.loss[0, 0], run.loss, rtol=1e-9, atol=1e-12)
+    assert np.allclose(grid.watched[0, 0], run.watched, atol=1e-10)
+    assert np.allclose(grid.singular_values[0, 0], run.singular_values, atol=1e-6)
+    assert np.allclose(grid.rsm[0, 0], run.rsm, atol=1e-10)
+
+
+def test_rsm_is_square_root_of_end_to_end_gram(tree_data):
+    labels, features = tree_data
+    w = dl.init_weights([8, 20, features.shape[0]], gamma=1e-6, seed=0)
+    run = dl.train_linear_net(
+        labels, features, w, lr=20.0, n_epochs=150, record_epochs=[150]
+    )
+    eigval, eigvec = np.linalg.eigh(run.w_tot.T @ run.w_tot)
+    root = eigvec @ np.diag(np.sqrt(eigval.clip(0))) @ eigvec.T
+    assert np.abs(run.rsm[-1] - root).max() < 1e-8 * np.abs(root).max()
+
+
+def test_regression_three_ways_agree():
+    """Analytic least squares, a network without hidden layer and a deep
+    network's W_tot agree to 1e-2, for one-hot and for generic inputs."""
+    rng = np.random.default_rng(0)
+    cases = [(np.eye(8), dl.sample_tree_features(500, seed=2))]
+    x = rng.normal(size=(5, 40))
+    cases.append((x, rng.normal(size=(3, 5)) @ x + 0.01 * rng.normal(size=(3, 40))))
+    for X, Y in cases:
+        n_in, n_out = X.shape[0], Y.shape[0]
+        analytic = dl.least_squares(X, Y)
+        curvature = np.linalg.eigvalsh(X @ X.T).max()
+        # stable steps: below Y.size / curvature for the shallow network, and
+        # below Y.size / (2 s_1 curvature) for the deep one (s_1 of the answer)
+        lr_shallow = 0.4 * Y.size / curvature
+        lr_deep = 0.2 * Y.size / (2 * np.linalg.norm(analytic, 2) * curvature)
+        shallow = dl.train_linear_net(
+            X,
+            Y,
+            dl.init_weights([n_in, n_out], 1e-3),
+            lr=lr_shallow,
+            n_epochs=600,
+            record_epochs=[600],
+        )
+        deep = dl.train_linear_net(
+            X,
+            Y,
+            dl.init_weights([n_in, 16, n_out], 1e-3),
+            lr=lr_deep,
+            n_epochs=3000,
+            record_epochs=[3000],
+        )
+        assert np.abs(shallow.w_tot - analytic).max() < 1e-2
+        assert np.abs(deep.w_tot - analytic).max() < 1e-2
+        assert np.abs(deep.w_tot - shallow.w_tot).max() < 1e-2
+
+
+def test_least_squares_is_y_for_one_hot():
+    Y = dl.sample_tree_features(30, seed=0)
+    assert np.allclose(dl.least_squares(np.eye(8), Y), Y)
+
+
+def test_mode_strength_limits():
+    t = np.array([0.0, 1e6])
+    a = dl.mode_strength(t, 5.0, 1e-4, 0.01)
+    assert a[0] == pytest.approx(1e-4) and a[1] == pytest.approx(5.0)
+    assert dl.mode_strength(
+        dl.half_time(5.0, 1e-4, 0.01), 5.0, 1e-4, 0.01
+    ) == pytest.approx(2.5)
+
+
+def test_mode_level():
+    assert [dl.mode_level(k) for k in range(8)] == [0, 1, 2, 2, 3, 3, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (
+            lambda: dl.sample_tree_features(10, flip_probability=-0.1),
+            "flip_probability",
+        ),
+        (lambda: dl.sample_tree_features(10, flip_probability=1.5), "flip_probability"),
+        (lambda: dl.tree_correlation(flip_probability=2.0), "flip_probability"),
+        (lambda: dl.sample_tree_features(10, n_levels=0), "n_levels"),
+        (lambda: dl.sample_tree_features(10, n_branches=0), "n_branches"),
+        (lambda: dl.tree_parents(n_levels=-1), "n_levels"),
+        (lambda: dl.sample_tree_features(0), "n_features"),
+        (lambda: dl.init_weights([8, 30, 10], gamma=-1.0), "gamma"),
+        (
+            lambda: dl.train_grid(
+                np.eye(8), np.ones((3, 8)), [-1.0], [1.0], n_hidden=4, n_epochs=2
+            ),
+            "gammas",
+        ),
+        (
+            lambda: dl.train_linear_net(
+                np.eye(8),
+                np.ones((3, 8)),
+                dl.init_weights([8, 4, 3], 0.1),
+                lr=0.0,
+                n_epochs=2,
+            ),
+            "lr",
+        ),
+        (
+            lambda: dl.train_linear_net(
+                np.eye(8),
+                np.ones((3, 7)),
+                dl.init_weights([8, 4, 3], 0.1),
+                lr=1.0,
+                n_epochs=2,
+            ),
+            "X and Y",
+        ),
+        (
+            lambda: dl.train_linear_net(
+                np.eye(8),
+                np.ones((3, 8)),
+                dl.init_weights([7, 4, 3], 0.1),
+                lr=1.0,
+                n_epochs=2,
+            ),
+            "weights",
+        ),
+        (lambda: dl.least_squares(np.ones((3, 8)), np.ones((2, 8))), "X @ X.T"),
+        (lambda: dl.block_means([1, 2, 3], item=0), "values"),
+    ],
+)
+def test_bad_arguments_raise(call, name):
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        call()
