@@ -1,0 +1,1135 @@
+"""Forward and reverse mode: what the chain rule costs, and back-propagation by hand.
+
+A composition ``f_L ∘ … ∘ f_1`` with dimensions ``d_0, …, d_L`` has the Jacobian
+``J_L ⋯ J_1`` where ``J_l`` has shape ``(d_l, d_{l-1})``. Which order the product is
+taken in decides the cost: from the input side (forward mode), from the output side
+(reverse mode), or any other bracketing (the matrix-chain problem). This module
+counts those costs, measures them on PyTorch's ``torch.func`` transforms, computes
+Hessian-vector products, and holds two small pieces of machinery written out in
+full: a scalar reverse-mode engine and a NumPy network with hand-derived gradients.
+
+A bracketing of the factors ``J_L ⋯ J_1`` is a binary tree: a leaf is the factor's
+index ``l`` (1-based) and a pair ``(left, right)`` is the product ``left @ right``,
+where ``left`` covers the higher indices (the output side).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, hessian, jvp
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+from ._checks import check_float, check_int
+
+# ---------------------------------------------------------------------------
+# Chains of Jacobians: counting multiply-adds
+# ---------------------------------------------------------------------------
+
+
+def check_dims(dims: Sequence[int]) -> list[int]:
+    """Return ``dims`` as a list of positive ints ``[d_0, …, d_L]`` with ``L >= 1``."""
+    try:
+        dims = list(dims)
+    except TypeError:
+        raise ValueError(f"dims must be a sequence of integers, got {dims!r}") from None
+    if len(dims) < 2:
+        raise ValueError(
+            f"dims must list d_0, ..., d_L (at least one factor), got {dims!r}"
+        )
+    return [check_int(f"dims[{i}]", d, minimum=1) for i, d in enumerate(dims)]
+
+
+def forward_cost(dims: Sequence[int]) -> int:
+    """Multiply-adds of ``J_L (⋯ (J_3 (J_2 J_1)))``: ``d_0 Σ_{l=2}^{L} d_l d_{l-1}``."""
+    d = check_dims(dims)
+    return d[0] * sum(d[k] * d[k - 1] for k in range(2, len(d)))
+
+
+def reverse_cost(dims: Sequence[int]) -> int:
+    """Multiply-adds of ``((J_L J_{L-1}) ⋯) J_1``: ``d_L Σ_{l=0}^{L-2} d_l d_{l+1}``."""
+    d = check_dims(dims)
+    return d[-1] * sum(d[k] * d[k + 1] for k in range(len(d) - 2))
+
+
+def pass_cost(dims: Sequence[int]) -> int:
+    """Multiply-adds of a vector through every factor: ``P = Σ_{l=1}^{L} d_l d_{l-1}``.
+
+    This is the cost of one pass through a network whose layers are dense
+    ``d_{l-1} → d_l`` maps, and of one Jacobian-vector or vector-Jacobian product.
+    """
+    d = check_dims(dims)
+    return sum(a * b for a, b in itertools.pairwise(d))
+
+
+def forward_bracketing(n_factors: int):
+    """The tree of forward mode, ``(L, (L-1, ⋯ (2, 1)))``."""
+    n_factors = check_int("n_factors", n_factors, minimum=1)
+    tree = 1
+    for factor in range(2, n_factors + 1):
+        tree = (factor, tree)
+    return tree
+
+
+def reverse_bracketing(n_factors: int):
+    """The tree of reverse mode, ``(((L, L-1), L-2) ⋯, 1)``."""
+    n_factors = check_int("n_factors", n_factors, minimum=1)
+    tree = n_factors
+    for factor in range(n_factors - 1, 0, -1):
+        tree = (tree, factor)
+    return tree
+
+
+def _span_and_cost(dims: list[int], tree) -> tuple[int, int, int]:
+    """Lowest and highest factor index covered by ``tree``, and its multiply-adds."""
+    if isinstance(tree, int) and not isinstance(tree, bool):
+        if not 1 <= tree <= len(dims) - 1:
+            raise ValueError(
+                f"tree leaf must be a factor index in 1..{len(dims) - 1}, got {tree}"
+            )
+        return tree, tree, 0
+    if not (isinstance(tree, tuple) and len(tree) == 2):
+        raise ValueError(
+            f"tree must be a factor index or a pair of trees, got {tree!r}"
+        )
+    lo_left, hi_left, cost_left = _span_and_cost(dims, tree[0])
+    lo_right, hi_right, cost_right = _span_and_cost(dims, tree[1])
+    if lo_left != hi_right + 1:
+        raise ValueError(
+            f"tree must multiply adjacent factors, the left one of higher index, "
+            f"got {tree!r}"
+        )
+    # (d_hi x d_mid) @ (d_mid x d_lo): one multiply-add per (row, column, inner index)
+    product = dims[hi_left] * dims[hi_right] * dims[lo_right - 1]
+    return lo_right, hi_left, cost_left + cost_right + product
+
+
+def bracketing_cost(dims: Sequence[int], tree) -> int:
+    """Multiply-adds of evaluating ``J_L ⋯ J_1`` in the order given by ``tree``.
+
+    Parameters
+    ----------
+    dims : sequence of int
+        ``[d_0, …, d_L]``; factor ``J_l`` has shape ``(d_l, d_{l-1})``.
+    tree : int or nested pairs
+        A bracketing covering every factor ``1 … L`` exactly once, in order.
+    """
+    d = check_dims(dims)
+    lo, hi, cost = _span_and_cost(d, tree)
+    if (lo, hi) != (1, len(d) - 1):
+        raise ValueError(f"tree must cover factors 1..{len(d) - 1}, covers {lo}..{hi}")
+    return cost
+
+
+def optimal_bracketing(dims: Sequence[int]):
+    """The cheapest bracketing of ``J_L ⋯ J_1`` by dynamic programming (matrix chain).
+
+    ``best[i][j]``, the cheapest cost of ``J_j ⋯ J_i``, is the minimum over the last
+    split ``k`` of ``best[i][k] + best[k+1][j] + d_j d_k d_{i-1}``: ``O(L^3)`` work
+    instead of the Catalan number of bracketings.
+
+    Returns
+    -------
+    cost : int
+        Multiply-adds of the cheapest order.
+    tree : int or nested pairs
+        A bracketing that attains it (ties go to the lowest split).
+    """
+    d = check_dims(dims)
+    n = len(d) - 1
+    best = [[0] * (n + 2) for _ in range(n + 2)]
+    split = [[0] * (n + 2) for _ in range(n + 2)]
+    for length in range(2, n + 1):
+        for i in range(1, n - length + 2):
+            j = i + length - 1
+            best[i][j] = math.inf
+            for k in range(i, j):
+                cost = best[i][k] + best[k + 1][j] + d[j] * d[k] * d[i - 1]
+                if cost < best[i][j]:
+                    best[i][j], split[i][j] = cost, k
+
+    def build(i: int, j: int):
+        if i == j:
+            return i
+        k = split[i][j]
+        return (build(k + 1, j), build(i, k))
+
+    return int(best[1][n]), build(1, n)
+
+
+def format_bracketing(tree) -> str:
+    """A bracketing as text: forward mode with three factors is ``J3 (J2 J1)``."""
+
+    def text(t, top: bool) -> str:
+        if isinstance(t, int):
+            return f"J{t}"
+        inner = f"{text(t[0], False)} {text(t[1], False)}"
+        return inner if top else f"({inner})"
+
+    return text(tree, True)
+
+
+def multiply_chain(jacobians: Sequence[np.ndarray], tree) -> tuple[np.ndarray, int]:
+    """Evaluate ``J_L ⋯ J_1`` in the order of ``tree``, counting multiply-adds.
+
+    Parameters
+    ----------
+    jacobians : sequence of 2-D arrays
+        ``[J_1, …, J_L]`` with ``J_l`` of shape ``(d_l, d_{l-1})``.
+    tree : int or nested pairs
+        The bracketing, as in :func:`bracketing_cost`.
+
+    Returns
+    -------
+    product : ndarray, shape (d_L, d_0)
+    n_multiply_adds : int
+        Counted from the shapes of the products actually formed.
+    """
+    jacobians = [np.asarray(j) for j in jacobians]
+    if not jacobians:
+        raise ValueError("jacobians must hold at least one matrix, got an empty chain")
+    for k, jac in enumerate(jacobians, start=1):
+        if jac.ndim != 2:
+            raise ValueError(f"jacobians[{k - 1}] must be 2-D, got shape {jac.shape}")
+        if k > 1 and jac.shape[1] != jacobians[k - 2].shape[0]:
+            raise ValueError(
+                f"J_{k} has shape {jac.shape} but J_{k - 1} has shape "
+                f"{jacobians[k - 2].shape}: its columns must equal their rows"
+            )
+    dims = [jacobians[0].shape[1]] + [j.shape[0] for j in jacobians]
+    bracketing_cost(dims, tree)  # validates the tree against the chain
+    count = 0
+
+    def evaluate(t) -> np.ndarray:
+        nonlocal count
+        if isinstance(t, int):
+            return jacobians[t - 1]
+        left, right = evaluate(t[0]), evaluate(t[1])
+        count += left.shape[0] * left.shape[1] * right.shape[1]
+        return left @ right
+
+    return evaluate(tree), count
+
+
+# ---------------------------------------------------------------------------
+# Measuring torch.func on tanh networks
+# ---------------------------------------------------------------------------
+
+
+def random_tanh_layers(
+    dims: Sequence[int], seed: int = 0, dtype: torch.dtype = torch.float64
+) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Layers ``f_l(h) = tanh(h W_l)`` (the last one linear) of a random network.
+
+    ``W_l`` has shape ``(d_{l-1}, d_l)`` and entries ``N(0, 1/d_{l-1})``. Each layer
+    maps a vector of shape ``(d_{l-1},)`` or a batch ``(n, d_{l-1})`` to ``d_l``.
+    """
+    d = check_dims(dims)
+    seed = check_int("seed", seed, minimum=0)
+    gen = torch.Generator().manual_seed(seed)
+    weights = [
+        torch.randn(a, b, generator=gen, dtype=dtype) / math.sqrt(a)
+        for a, b in itertools.pairwise(d)
+    ]
+
+    def make(w: torch.Tensor, last: bool):
+        return (lambda h: h @ w) if last else (lambda h: torch.tanh(h @ w))
+
+    return [make(w, i == len(weights) - 1) for i, w in enumerate(weights)]
+
+
+def compose(layers: Sequence[Callable]) -> Callable:
+    """The composition ``f_L ∘ … ∘ f_1`` of ``layers = [f_1, …, f_L]``."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must hold at least one function, got an empty chain")
+
+    def composed(x):
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    return composed
+
+
+def layer_jacobians(layers: Sequence[Callable], x: torch.Tensor) -> list[torch.Tensor]:
+    """Jacobians ``[J_1, …, J_L]`` of each layer at the point the forward pass visits.
+
+    ``x`` has shape ``(d_0,)``; ``J_l`` has shape ``(d_l, d_{l-1})``.
+    """
+    if x.dim() != 1:
+        raise ValueError(
+            f"x must be a vector of shape (d_0,), got shape {tuple(x.shape)}"
+        )
+    jacobians = []
+    for layer in layers:
+        jacobians.append(torch.func.jacrev(layer)(x))
+        x = layer(x)
+    return jacobians
+
+
+def count_multiply_adds(fn: Callable, *args) -> int:
+    """Multiply-adds of the matrix products in ``fn(*args)`` (PyTorch's FLOP count / 2).
+
+    Element-wise work (``tanh`` and its derivative) is not counted; for dense layers
+    it is a lower-order term.
+    """
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops() // 2
+
+
+def min_time(fn: Callable, *args, repeats: int = 3) -> float:
+    """Least wall-clock seconds over ``repeats`` calls, after one warm-up call."""
+    repeats = check_int("repeats", repeats, minimum=1)
+    fn(*args)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run_single_threaded() -> None:
+    """Make PyTorch and NumPy's BLAS use one thread from now on.
+
+    The matrices in this chapter are small: a second thread saves little
+    arithmetic, and on a busy machine waiting for it can cost a hundred times the
+    work itself. Timings are also steadier on one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+
+
+@contextmanager
+def single_thread():
+    """Run PyTorch on one thread inside the block (timings on a shared machine are
+    far less noisy when threads do not compete), restoring the thread count after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def jacobian_sweep(
+    dims_list: Sequence[Sequence[int]], *, repeats: int = 3, seed: int = 0
+):
+    """Count and time ``jacfwd`` and ``jacrev`` of random tanh networks.
+
+    Parameters
+    ----------
+    dims_list : sequence of dims
+        One network ``[d_0, …, d_L]`` per entry.
+    repeats : int
+        Timing repeats (the minimum is kept).
+
+    Returns
+    -------
+    dict of ndarray, each of shape (len(dims_list),)
+        ``'forward_ops'``, ``'reverse_ops'``: counted multiply-adds of the full
+        Jacobian at one input of shape ``(1, d_0)``; ``'forward_time'``,
+        ``'reverse_time'``: seconds; ``'pass'``: :func:`pass_cost` of each network.
+    """
+    dims_list = [check_dims(d) for d in dims_list]
+    if not dims_list:
+        raise ValueError("dims_list must name at least one network, got []")
+    out = {
+        k: []
+        for k in ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
+    }
+    with single_thread():
+        _sweep(dims_list, repeats, seed, out)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _sweep(dims_list, repeats, seed, out) -> None:
+    for dims in dims_list:
+        f = compose(random_tanh_layers(dims, seed=seed))
+        x = torch.randn(
+            1,
+            dims[0],
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        jac_fwd, jac_rev = torch.func.jacfwd(f), torch.func.jacrev(f)
+        out["forward_ops"].append(count_multiply_adds(jac_fwd, x))
+        out["reverse_ops"].append(count_multiply_adds(jac_rev, x))
+        out["forward_time"].append(min_time(jac_fwd, x, repeats=repeats))
+        out["reverse_time"].append(min_time(jac_rev, x, repeats=repeats))
+        out["pass"].append(pass_cost(dims))
+
+
+def saved_tensor_bytes(
+    fn: Callable, *args, exclude: Sequence[torch.Tensor] = ()
+) -> int:
+    """Bytes of distinct tensors autograd saves for backward while ``fn(*args)`` runs.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``; a storage saved twice
+    (``tanh``'s output is also the next product's input) counts once, and the
+    storages of ``exclude`` (weights, data: memory that exists anyway) not at all.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn(*args)
+    return sum(seen.values())
+
+
+class _PeakLiveBytes(TorchDispatchMode):
+    """Tracks the bytes of tensor storages created inside the mode and still alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, list[int]] = {}
+
+    def _release(self, key: int) -> None:
+        entry = self._refs[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            # zero tensors (PyTorch's stand-in for "no tangent") own no memory
+            if not isinstance(t, torch.Tensor) or t._is_zerotensor():
+                continue
+            storage = t.untyped_storage()
+            key = storage.data_ptr()
+            if key in self._refs:
+                self._refs[key][0] += 1
+            else:
+                self._refs[key] = [1, storage.nbytes()]
+                self.live += storage.nbytes()
+                self.peak = max(self.peak, self.live)
+            weakref.finalize(t, self._release, key)
+        return out
+
+
+def peak_live_bytes(fn: Callable, *args) -> int:
+    """Peak bytes of tensors created by ``fn(*args)`` that are alive at the same time.
+
+    Tensors that exist before the call (weights, inputs) are not counted; a
+    tensor's memory is returned when its last reference goes, so what a backward
+    pass keeps alive shows up here and what forward mode discards does not.
+    """
+    tracker = _PeakLiveBytes()
+    with tracker:
+        fn(*args)
+    return tracker.peak
+
+
+def memory_sweep(
+    depths: Sequence[int], *, width: int = 256, n_samples: int = 128, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Memory of one reverse pass against one forward pass, for growing depth.
+
+    Network ``k`` maps ``width`` inputs through ``depths[k]`` tanh layers of ``width``
+    units to one output, on a batch of ``n_samples`` (float64). Reverse mode is the
+    gradient of the summed output with respect to the batch; forward mode is its
+    derivative along one direction (``torch.func.jvp``): both cost a few passes.
+
+    Returns
+    -------
+    dict of ndarray, each of shape (len(depths),)
+        ``'saved'``: bytes autograd saves for backward (weights and data excluded);
+        ``'predicted'``: one ``(n_samples, width)`` activation per tanh layer;
+        ``'peak_reverse'``, ``'peak_forward'``: :func:`peak_live_bytes` of each pass;
+        ``'saved_forward'``: bytes forward mode saves for a backward pass (none).
+    """
+    depths = [check_int(f"depths[{i}]", d, minimum=1) for i, d in enumerate(depths)]
+    if not depths:
+        raise ValueError("depths must list at least one depth, got []")
+    width = check_int("width", width, minimum=1)
+    n_samples = check_int("n_samples", n_samples, minimum=1)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    keys = ("saved", "predicted", "peak_reverse", "peak_forward", "saved_forward")
+    out = {k: [] for k in keys}
+    for depth in depths:
+        weights = [
+            torch.randn(width, width, generator=gen, dtype=torch.float64)
+            / math.sqrt(width)
+            for _ in range(depth)
+        ]
+        weights.append(torch.randn(width, 1, generator=gen, dtype=torch.float64))
+        x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
+        direction = torch.ones_like(x)
+
+        def net(h, weights=weights):
+            for w in weights[:-1]:
+                h = torch.tanh(h @ w)
+            return (h @ weights[-1]).sum()
+
+        def reverse(x, net=net):
+            torch.autograd.grad(net(x), x)
+
+        def forward(x, net=net, direction=direction):
+            jvp(net, (x,), (direction,))
+
+        x.requires_grad_(True)
+        out["saved"].append(saved_tensor_bytes(reverse, x, exclude=[*weights, x]))
+        out["peak_reverse"].append(peak_live_bytes(reverse, x))
+        x.requires_grad_(False)
+        out["saved_forward"].append(
+            saved_tensor_bytes(forward, x, exclude=[*weights, x])
+        )
+        out["peak_forward"].append(peak_live_bytes(forward, x))
+        out["predicted"].append(depth * n_samples * width * x.element_size())
+    return {k: np.array(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------
+# Hessian-vector products
+# ---------------------------------------------------------------------------
+
+
+def flat_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The mean squared error of ``model`` as a function of one flat parameter vector.
+
+    Returns
+    -------
+    loss : callable
+        ``loss(w)`` with ``w`` of shape ``(n_params,)``.
+    w0 : Tensor, shape (n_params,)
+        The model's current parameters, flattened (a detached copy).
+    """
+    if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must be (n_samples, n_in) and (n_samples, n_out), "
+            f"got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    w0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+
+    def loss(w: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(w, sizes)
+        params = {
+            n: piece.reshape(s)
+            for n, piece, s in zip(names, pieces, shapes, strict=True)
+        }
+        return torch.mean((functional_call(model, params, (x,)) - y) ** 2)
+
+    return loss, w0
+
+
+def _check_vectors(w: torch.Tensor, v: torch.Tensor) -> None:
+    if w.dim() != 1 or v.shape != w.shape:
+        raise ValueError(
+            f"w and v must be vectors of the same shape, "
+            f"got {tuple(w.shape)} and {tuple(v.shape)}"
+        )
+
+
+def hvp_forward_over_reverse(
+    loss: Callable, w: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """``H v`` as the derivative of the gradient along ``v``: ``jvp(grad(loss))``."""
+    _check_vectors(w, v)
+    return jvp(grad(loss), (w,), (v,))[1]
+
+
+def hvp_reverse_over_reverse(
+    loss: Callable, w: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """``vᵀ H`` as the gradient of the scalar ``vᵀ ∇loss(w)``."""
+    _check_vectors(w, v)
+    return grad(lambda u: torch.dot(grad(loss)(u), v))(w)
+
+
+def hessian_matrix(loss: Callable, w: torch.Tensor) -> torch.Tensor:
+    """The explicit Hessian, shape ``(n_params, n_params)`` (one HVP per column)."""
+    if w.dim() != 1:
+        raise ValueError(f"w must be a vector, got shape {tuple(w.shape)}")
+    return hessian(loss)(w)
+
+
+def hvp_costs(
+    loss: Callable, w: torch.Tensor, *, repeats: int = 5, seed: int = 0
+) -> dict:
+    """Counted multiply-adds and wall-clock seconds of the loss, its gradient and
+    both Hessian-vector products at ``w`` (one thread, minimum over ``repeats``).
+
+    Returns
+    -------
+    dict
+        ``{'loss' | 'gradient' | 'forward-over-reverse' | 'reverse-over-reverse':
+        (multiply_adds, seconds)}``.
+    """
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    v = torch.randn(w.shape, generator=gen, dtype=w.dtype)
+    calls = {
+        "loss": (loss, w),
+        "gradient": (grad(loss), w),
+        "forward-over-reverse": (hvp_forward_over_reverse, loss, w, v),
+        "reverse-over-reverse": (hvp_reverse_over_reverse, loss, w, v),
+    }
+    with single_thread():
+        return {
+            name: (count_multiply_adds(*call), min_time(*call, repeats=repeats))
+            for name, call in calls.items()
+        }
+
+
+def top_hessian_eigenvalue(
+    loss: Callable,
+    w: torch.Tensor,
+    *,
+    n_iter: int = 200,
+    tol: float = 1e-10,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """Eigenvalue of largest magnitude of the Hessian at ``w`` by power iteration.
+
+    Each iteration costs one Hessian-vector product; the Hessian is never formed.
+    Stops when the Rayleigh quotient changes by less than ``tol`` (relative).
+
+    Returns
+    -------
+    eigenvalue : float
+    n_iterations : int
+    """
+    if w.dim() != 1:
+        raise ValueError(f"w must be a vector, got shape {tuple(w.shape)}")
+    n_iter = check_int("n_iter", n_iter, minimum=1)
+    tol = check_float("tol", tol, positive=True)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    v = torch.randn(w.shape, generator=gen, dtype=w.dtype)
+    v = v / v.norm()
+    eigenvalue = 0.0
+    for it in range(1, n_iter + 1):
+        hv = hvp_forward_over_reverse(loss, w, v)
+        new = float(torch.dot(v, hv))
+        v = hv / hv.norm()
+        if abs(new - eigenvalue) <= tol * abs(new):
+            return new, it
+        eigenvalue = new
+    return eigenvalue, n_iter
+
+
+# ---------------------------------------------------------------------------
+# A scalar reverse-mode engine
+# ---------------------------------------------------------------------------
+
+
+class Scalar:
+    """A number that remembers how it was computed, for reverse-mode differentiation."""
+
+    def __init__(self, data: float, parents: tuple = ()) -> None:
+        self.data = float(data)
+        self.grad = 0.0
+        self._parents = parents
+        self._backward = lambda: None  # adds this node's grad into its parents' grads
+
+    def __add__(self, other):
+        other = other if isinstance(other, Scalar) else Scalar(other)
+        out = Scalar(self.data + other.data, (self, other))
+
+        def backward():
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = backward
+        return out
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Scalar) else Scalar(other)
+        out = Scalar(self.data * other.data, (self, other))
+
+        def backward():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+
+        out._backward = backward
+        return out
+
+    def __pow__(self, exponent: float):
+        out = Scalar(self.data**exponent, (self,))
+
+        def backward():
+            self.grad += exponent * self.data ** (exponent - 1) * out.grad
+
+        out._backward = backward
+        return out
+
+    def tanh(self):
+        out = Scalar(math.tanh(self.data), (self,))
+
+        def backward():
+            self.grad += (1.0 - out.data**2) * out.grad
+
+        out._backward = backward
+        return out
+
+    def relu(self):
+        out = Scalar(max(self.data, 0.0), (self,))
+
+        def backward():
+            self.grad += (self.data > 0) * out.grad
+
+        out._backward = backward
+        return out
+
+    def backward(self) -> None:
+        """Fill ``.grad`` of every node this one depends on with d(self)/d(node)."""
+        order, visited = [], set()
+
+        def visit(node):  # depth-first: a node enters the order after its parents
+            if id(node) not in visited:
+                visited.add(id(node))
+                for parent in node._parents:
+                    visit(parent)
+                order.append(node)
+
+        visit(self)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __truediv__(self, other):
+        return self * other**-1
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"Scalar(data={self.data:.6g}, grad={self.grad:.6g})"
+
+
+OPERATIONS = ("add", "mul", "pow", "tanh", "relu")
+
+
+def random_program(n_inputs: int, n_ops: int, seed: int = 0) -> list[tuple]:
+    """A random expression as a list of ``(operation, operand, operand_or_exponent)``.
+
+    Node ``i < n_inputs`` is input ``i``; operation ``k`` creates node ``n_inputs + k``
+    from earlier nodes. The last node is the output.
+    """
+    n_inputs = check_int("n_inputs", n_inputs, minimum=1)
+    n_ops = check_int("n_ops", n_ops, minimum=1)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    program = []
+    for k in range(n_ops):
+        n_nodes = n_inputs + k
+        op = OPERATIONS[rng.integers(len(OPERATIONS))]
+        # often take the newest node, so the output depends on most of the graph
+        a = n_nodes - 1 if rng.random() < 0.5 else int(rng.integers(n_nodes))
+        b = int(rng.integers(n_nodes))
+        if op == "pow":
+            b = int(rng.choice([2, 3]))
+        program.append((op, a, b))
+    return program
+
+
+def run_program(program: Sequence[tuple], inputs: Sequence):
+    """Evaluate ``program`` on ``inputs`` (:class:`Scalar` objects or torch scalars)."""
+    nodes = list(inputs)
+    for op, a, b in program:
+        x = nodes[a]
+        if op == "add":
+            nodes.append(x + nodes[b])
+        elif op == "mul":
+            nodes.append(x * nodes[b])
+        elif op == "pow":
+            nodes.append(x**b)
+        elif op == "tanh":
+            nodes.append(x.tanh())
+        elif op == "relu":
+            nodes.append(x.relu())
+        else:
+            raise ValueError(f"operation must be one of {OPERATIONS}, got {op!r}")
+    return nodes[-1]
+
+
+def engine_vs_autograd(
+    n_expressions: int, *, n_inputs: int = 4, n_ops: int = 12, seed: int = 0
+) -> float:
+    """Largest |gradient of :class:`Scalar` − gradient of ``torch.autograd``| (float64)
+    over ``n_expressions`` random expressions at random inputs in [-1, 1]."""
+    n_expressions = check_int("n_expressions", n_expressions, minimum=1)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    worst = 0.0
+    for k in range(n_expressions):
+        program = random_program(n_inputs, n_ops, seed=seed + k)
+        values = rng.uniform(-1.0, 1.0, size=n_inputs)
+        scalars = [Scalar(v) for v in values]
+        run_program(program, scalars).backward()
+        tensors = [
+            torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values
+        ]
+        out = run_program(program, tensors)
+        grads = torch.autograd.grad(out, tensors, allow_unused=True)
+        for s, g in zip(scalars, grads, strict=True):
+            worst = max(worst, abs(s.grad - (0.0 if g is None else float(g))))
+    return worst
+
+
+# ---------------------------------------------------------------------------
+# Back-propagation by hand: a NumPy network on the 8x8 digits
+# ---------------------------------------------------------------------------
+
+DIGITS_SIZES = (64, 32, 32, 10)
+
+
+def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
+    """scikit-learn's bundled 8×8 digits, pixels scaled to [0, 1], split stratified.
+
+    Returns
+    -------
+    x_train : ndarray, shape (n_train, 64)
+    y_train : ndarray of int, shape (n_train,)
+    x_test : ndarray, shape (n_test, 64)
+    y_test : ndarray of int, shape (n_test,)
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    test_fraction = check_float(
+        "test_fraction", test_fraction, minimum=0.05, maximum=0.95
+    )
+    seed = check_int("seed", seed, minimum=0)
+    digits = load_digits()
+    x = digits.data / 16.0
+    return tuple(
+        train_test_split(
+            x,
+            digits.target,
+            test_size=test_fraction,
+            random_state=seed,
+            stratify=digits.target,
+        )
+    )
+
+
+def init_params(sizes: Sequence[int] = DIGITS_SIZES, seed: int = 0) -> list[np.ndarray]:
+    """``[W_1, b_1, …, W_L, b_L]`` with ``W_l ~ N(0, 1/max(n_in, n_out))`` of shape
+    ``(n_in, n_out)`` and zero biases."""
+    sizes = check_dims(sizes)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    params = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        params.append(
+            rng.normal(0.0, 1.0 / math.sqrt(max(n_in, n_out)), size=(n_in, n_out))
+        )
+        params.append(np.zeros(n_out))
+    return params
+
+
+def _check_params(params, n_layers: int | None = None) -> None:
+    """``params`` must be ``[W1, b1, …]`` with matching shapes (and ``n_layers`` layers)."""
+    if len(params) < 2 or len(params) % 2 or (n_layers and len(params) != 2 * n_layers):
+        expected = (
+            f"{2 * n_layers} arrays" if n_layers else "an even number >= 2 of arrays"
+        )
+        raise ValueError(
+            f"params must be [W1, b1, ...] with {expected}, got {len(params)}"
+        )
+    for k in range(0, len(params), 2):
+        w, b = np.shape(params[k]), np.shape(params[k + 1])
+        if len(w) != 2 or b != (w[1],) or (k and w[0] != np.shape(params[k - 2])[1]):
+            raise ValueError(
+                f"params[{k}] and params[{k + 1}] must be a weight (n_in, n_out) and a "
+                f"bias (n_out,) that fit the previous layer, got shapes {w} and {b}"
+            )
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + e^{-z})`` without overflow for large ``|z|``."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the maximum so ``exp`` cannot overflow."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def predict_proba(params: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Class probabilities, shape ``(n_samples, n_classes)``, for ``x`` of shape
+    ``(n_samples, n_in)``: sigmoid hidden layers, softmax output."""
+    _check_params(params)
+    h = x
+    n_layers = len(params) // 2
+    for k in range(n_layers):
+        z = h @ params[2 * k] + params[2 * k + 1]
+        h = sigmoid(z) if k < n_layers - 1 else softmax(z)
+    return h
+
+
+def accuracy(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of samples whose most probable class is the label."""
+    return float(np.mean(predict_proba(params, x).argmax(axis=1) == y))
+
+
+def mean_cross_entropy(
+    params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray
+) -> float:
+    """``mean_n −log p_{y_n}(x_n)``."""
+    p = predict_proba(params, x)
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
+def sample_gradients(params: Sequence[np.ndarray], x: np.ndarray, label: int):
+    """Loss and gradients for one sample, written out layer by layer (three layers).
+
+    Parameters
+    ----------
+    params : [W1, b1, W2, b2, W3, b3]
+    x : ndarray, shape (n_in,)
+    label : int
+
+    Returns
+    -------
+    loss : float
+        ``−log p_label``.
+    grads : list of ndarray
+        Same shapes as ``params``.
+    """
+    _check_params(params, n_layers=3)
+    w1, b1, w2, b2, w3, b3 = params
+    a1 = sigmoid(x @ w1 + b1)
+    a2 = sigmoid(a1 @ w2 + b2)
+    p = softmax(a2 @ w3 + b3)
+    delta3 = p.copy()  # dℓ/dz3 = p − e_label
+    delta3[label] -= 1.0
+    delta2 = (w3 @ delta3) * a2 * (1.0 - a2)  # dℓ/dz2 = (W3 δ3) ⊙ σ'(z2)
+    delta1 = (w2 @ delta2) * a1 * (1.0 - a1)  # dℓ/dz1 = (W2 δ2) ⊙ σ'(z1)
+    grads = [
+        np.outer(x, delta1),
+        delta1,
+        np.outer(a1, delta2),
+        delta2,
+        np.outer(a2, delta3),
+        delta3,
+    ]
+    return float(-np.log(p[label])), grads
+
+
+def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
+    """Mean loss and its gradients over a batch: the same recursion as
+    :func:`sample_gradients` with one row per sample, for any number of layers.
+
+    Parameters
+    ----------
+    params : [W1, b1, …, WL, bL]
+    x : ndarray, shape (n_samples, n_in)
+    y : ndarray of int, shape (n_samples,)
+    """
+    _check_params(params)
+    if len(x) != len(y):
+        raise ValueError(
+            f"x and y must hold as many samples, got {len(x)} and {len(y)}"
+        )
+    n_layers = len(params) // 2
+    activations = [x]
+    for k in range(n_layers - 1):
+        activations.append(sigmoid(activations[-1] @ params[2 * k] + params[2 * k + 1]))
+    p = softmax(activations[-1] @ params[-2] + params[-1])
+    n = len(y)
+    rows = np.arange(n)
+    delta = p.copy()
+    delta[rows, y] -= 1.0
+    delta /= n  # the loss is a mean over the batch
+    grads: list[np.ndarray] = [None] * len(params)
+    for k in range(n_layers - 1, -1, -1):
+        grads[2 * k] = activations[k].T @ delta
+        grads[2 * k + 1] = delta.sum(axis=0)
+        if k > 0:
+            a = activations[k]
+            delta = (delta @ params[2 * k].T) * a * (1.0 - a)
+    return float(-np.mean(np.log(p[rows, y]))), grads
+
+
+def autograd_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
+    """Mean loss and gradients of :func:`batch_gradients`, by ``torch.autograd``."""
+    tensors = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params]
+    h = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64)
+    n_layers = len(params) // 2
+    for k in range(n_layers):
+        z = h @ tensors[2 * k] + tensors[2 * k + 1]
+        h = torch.sigmoid(z) if k < n_layers - 1 else z
+    loss = torch.nn.functional.cross_entropy(h, torch.as_tensor(np.atleast_1d(y)))
+    grads = torch.autograd.grad(loss, tensors)
+    return float(loss.detach()), [g.numpy() for g in grads]
+
+
+def finite_difference_check(
+    params: Sequence[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    grads: Sequence[np.ndarray],
+    *,
+    n_entries: int = 5,
+    eps: float = 1e-6,
+    seed: int = 0,
+) -> float:
+    """Largest |analytic − central difference| over ``n_entries`` random entries of
+    every parameter array, for the mean cross-entropy on ``(x, y)``."""
+    n_entries = check_int("n_entries", n_entries, minimum=1)
+    eps = check_float("eps", eps, positive=True)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    params = [p.copy() for p in params]
+    worst = 0.0
+    for p, g in zip(params, grads, strict=True):
+        for flat in rng.choice(p.size, size=min(n_entries, p.size), replace=False):
+            idx = np.unravel_index(flat, p.shape)
+            saved = p[idx]
+            p[idx] = saved + eps
+            up = mean_cross_entropy(params, x, y)
+            p[idx] = saved - eps
+            down = mean_cross_entropy(params, x, y)
+            p[idx] = saved
+            worst = max(worst, abs((up - down) / (2 * eps) - g[idx]))
+    return worst
+
+
+def sgd_epoch(
+    params: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lr: float,
+    batch_size: int = 1,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """One epoch of SGD in a seeded random order; updates ``params`` in place.
+
+    ``batch_size=1`` steps with :func:`sample_gradients` one sample at a time,
+    larger batches with :func:`batch_gradients` (vectorised).
+    """
+    _check_params(params)
+    lr = check_float("lr", lr, positive=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    order = np.random.default_rng(check_int("seed", seed, minimum=0)).permutation(
+        len(y)
+    )
+    if batch_size == 1:
+        for i in order:
+            _, grads = sample_gradients(params, x[i], int(y[i]))
+            for p, g in zip(params, grads, strict=True):
+                p -= lr * g
+        return params
+    for start in range(0, len(y), batch_size):
+        batch = order[start : start + batch_size]
+        _, grads = batch_gradients(params, x[batch], y[batch])
+        for p, g in zip(params, grads, strict=True):
+            p -= lr * g
+    return params
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+
+
+def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
+    """Counted multiply-adds (top) and wall-clock time (bottom) of ``jacfwd`` and
+    ``jacrev`` against the input dimension (left, output fixed at ``fixed``) and
+    the output dimension (right, input fixed at ``fixed``), with the formulas
+    ``(d_0 + 2) P`` and ``(d_L + 1) P`` as lines."""
+    from .plotting import colors
+
+    c_fwd, c_rev = colors()[:2]
+    sizes = np.asarray(sizes)
+    axes = fig.subplots(2, 2, sharex=True)
+    panels = [
+        (sweep_in, "input dimension $d_0$", "$d_L$"),
+        (sweep_out, "output dimension $d_L$", "$d_0$"),
+    ]
+    for col, (sweep, xlabel, fixed_name) in enumerate(panels):
+        d_in = sizes if col == 0 else np.full_like(sizes, fixed)
+        d_out = np.full_like(sizes, fixed) if col == 0 else sizes
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(
+            sizes,
+            (d_in + 2) * sweep["pass"],
+            color=c_fwd,
+            lw=1,
+            label="forward formula",
+        )
+        top.plot(
+            sizes,
+            (d_out + 1) * sweep["pass"],
+            color=c_rev,
+            lw=1,
+            label="reverse formula",
+        )
+        top.plot(sizes, sweep["forward_ops"], "o", color=c_fwd, label="jacfwd, counted")
+        top.plot(sizes, sweep["reverse_ops"], "s", color=c_rev, label="jacrev, counted")
+        bottom.plot(
+            sizes, sweep["forward_time"] * 1e3, "o-", color=c_fwd, label="jacfwd"
+        )
+        bottom.plot(
+            sizes, sweep["reverse_time"] * 1e3, "s-", color=c_rev, label="jacrev"
+        )
+        top.set_title(f"{fixed_name} = {fixed}")
+        bottom.set_xlabel(xlabel)
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.axvline(fixed, color="0.5", ls=":", lw=1)
+    axes[0, 0].set_ylabel("multiply-adds")
+    axes[1, 0].set_ylabel("wall-clock time (ms)")
+    axes[0, 0].legend(fontsize=8)
+    axes[1, 0].legend(fontsize=8)
+
+
+def plot_memory_sweep(ax, depths, memory: dict) -> None:
+    """Bytes kept by one reverse pass and one forward pass against depth."""
+    from .plotting import colors
+
+    c_fwd, c_rev = colors()[:2]
+    ax.plot(
+        depths, memory["predicted"], color=c_rev, lw=1, label="one activation per layer"
+    )
+    ax.plot(
+        depths, memory["saved"], "s", color=c_rev, label="reverse: saved for backward"
+    )
+    ax.plot(
+        depths,
+        memory["peak_reverse"],
+        "^-",
+        color=c_rev,
+        alpha=0.6,
+        label="reverse: peak live",
+    )
+    ax.plot(
+        depths, memory["peak_forward"], "o-", color=c_fwd, label="forward: peak live"
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("number of tanh layers")
+    ax.set_ylabel("bytes")
+    ax.legend()

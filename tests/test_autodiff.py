@@ -1,0 +1,244 @@
+"""Tests of whydeep.autodiff: the cost formulas, the matrix-chain solver, the
+Hessian-vector products, the scalar engine and the hand-written NumPy gradients."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from whydeep import autodiff as ad
+from whydeep import nets
+
+# PyTorch compiles its forward-mode rules with torch.jit on first use, which warns
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small matrices run far faster on one thread when the machine is busy."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(previous)
+
+
+def naive_matmul_count(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """Triple loop that counts every scalar multiply-add it performs."""
+    out = np.zeros((a.shape[0], b.shape[1]))
+    count = 0
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            for k in range(a.shape[1]):
+                out[i, j] += a[i, k] * b[k, j]
+                count += 1
+    return out, count
+
+
+def all_bracketings(lo: int, hi: int):
+    """Every bracketing of the factors lo..hi (a Catalan number of them)."""
+    if lo == hi:
+        yield lo
+        return
+    for k in range(lo, hi):
+        for left in all_bracketings(k + 1, hi):
+            for right in all_bracketings(lo, k):
+                yield (left, right)
+
+
+def random_chain(rng, n_factors, max_dim=5):
+    dims = [int(d) for d in rng.integers(1, max_dim + 1, size=n_factors + 1)]
+    jacobians = [rng.normal(size=(b, a)) for a, b in itertools.pairwise(dims)]
+    return dims, jacobians
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mode_formulas_equal_brute_force_counts(seed):
+    rng = np.random.default_rng(seed)
+    dims, jacobians = random_chain(rng, n_factors=int(rng.integers(1, 6)))
+    # forward J_L (... (J_2 J_1)) and reverse ((J_L J_{L-1}) ...) J_1, scalar by scalar
+    product, fwd_count = jacobians[0], 0
+    for jac in jacobians[1:]:
+        product, c = naive_matmul_count(jac, product)
+        fwd_count += c
+    expected = product
+    product, rev_count = jacobians[-1], 0
+    for jac in reversed(jacobians[:-1]):
+        product, c = naive_matmul_count(product, jac)
+        rev_count += c
+    np.testing.assert_allclose(product, expected, rtol=1e-10, atol=1e-12)
+    assert fwd_count == ad.forward_cost(dims)
+    assert rev_count == ad.reverse_cost(dims)
+    n = len(jacobians)
+    for tree, count in [
+        (ad.forward_bracketing(n), fwd_count),
+        (ad.reverse_bracketing(n), rev_count),
+    ]:
+        result, counted = ad.multiply_chain(jacobians, tree)
+        assert counted == count == ad.bracketing_cost(dims, tree)
+        np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_factors", range(1, 8))
+def test_dynamic_programme_is_optimal_against_exhaustive_search(n_factors):
+    rng = np.random.default_rng(100 + n_factors)
+    for _ in range(5):
+        dims = [int(d) for d in rng.integers(1, 30, size=n_factors + 1)]
+        cost, tree = ad.optimal_bracketing(dims)
+        costs = [ad.bracketing_cost(dims, t) for t in all_bracketings(1, n_factors)]
+        assert cost == min(costs) == ad.bracketing_cost(dims, tree)
+        assert cost <= min(ad.forward_cost(dims), ad.reverse_cost(dims))
+
+
+def test_jacobian_sweep_counts_match_the_mode_formulas():
+    dims_list = [[3, 8, 8, 2], [5, 4, 6, 7]]
+    sweep = ad.jacobian_sweep(dims_list, repeats=1)
+    d0 = np.array([d[0] for d in dims_list])
+    d_out = np.array([d[-1] for d in dims_list])
+    # one tangent (cotangent) pass per input (output) dimension, plus the primal
+    # pass; PyTorch's rule for a product also multiplies by the zero tangent of
+    # the weights once in forward mode
+    np.testing.assert_array_equal(sweep["forward_ops"], (d0 + 2) * sweep["pass"])
+    np.testing.assert_array_equal(sweep["reverse_ops"], (d_out + 1) * sweep["pass"])
+
+
+def test_chain_rule_product_of_layer_jacobians():
+    layers = ad.random_tanh_layers([5, 7, 6, 3], seed=1)
+    x = torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    jacobians = [j.numpy() for j in ad.layer_jacobians(layers, x)]
+    product, _ = ad.multiply_chain(jacobians, ad.reverse_bracketing(3))
+    whole = torch.func.jacrev(ad.compose(layers))(x).numpy()
+    np.testing.assert_allclose(product, whole, atol=1e-12)
+
+
+def test_reverse_mode_saves_one_activation_per_layer_forward_mode_none():
+    mem = ad.memory_sweep([2, 5], width=16, n_samples=4)
+    np.testing.assert_array_equal(mem["saved"], mem["predicted"])
+    np.testing.assert_array_equal(mem["saved_forward"], [0, 0])
+    assert mem["peak_reverse"][1] > mem["peak_reverse"][0]
+    assert mem["peak_forward"][1] == mem["peak_forward"][0]
+
+
+@pytest.fixture(scope="module")
+def small_loss():
+    gen = nets.set_seed(3)
+    net = nets.mlp(
+        2, 6, 3, "tanh", bias=True, sigma_b=0.5, generator=gen, dtype=torch.float64
+    )
+    x = torch.randn(20, 2, generator=gen, dtype=torch.float64)
+    y = torch.sin(x[:, :1])
+    return ad.flat_loss(net, x, y)
+
+
+def test_hvp_matches_explicit_hessian(small_loss):
+    loss, w = small_loss
+    hess = ad.hessian_matrix(loss, w)
+    np.testing.assert_allclose(hess.numpy(), hess.numpy().T, atol=1e-10)
+    v = torch.randn(
+        w.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    expected = (hess @ v).numpy()
+    np.testing.assert_allclose(
+        ad.hvp_forward_over_reverse(loss, w, v).numpy(), expected, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        ad.hvp_reverse_over_reverse(loss, w, v).numpy(), expected, atol=1e-8
+    )
+    eigenvalues = np.linalg.eigvalsh(hess.numpy())
+    top = eigenvalues[np.argmax(np.abs(eigenvalues))]
+    found, _ = ad.top_hessian_eigenvalue(loss, w, n_iter=2000, tol=1e-12)
+    assert found == pytest.approx(top, rel=1e-6)
+
+
+def test_hvp_costs_a_small_multiple_of_a_gradient(small_loss):
+    loss, w = small_loss
+    costs = ad.hvp_costs(loss, w, repeats=1)
+    for name in ("forward-over-reverse", "reverse-over-reverse"):
+        ratio = costs[name][0] / costs["gradient"][0]
+        assert 1.5 <= ratio <= 5.0
+
+
+def test_scalar_engine_matches_autograd():
+    assert ad.engine_vs_autograd(40, n_inputs=4, n_ops=15, seed=7) < 1e-12
+
+
+def test_scalar_engine_by_hand():
+    a, b = ad.Scalar(2.0), ad.Scalar(-3.0)
+    out = (a * b + a**2).tanh() + (b - a).relu() + a / b
+    out.backward()
+    at = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    ((at * bt + at**2).tanh() + (bt - at).relu() + at / bt).backward()
+    assert a.grad == pytest.approx(float(at.grad), abs=1e-14)
+    assert b.grad == pytest.approx(float(bt.grad), abs=1e-14)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ad.load_digits_split()
+
+
+def test_numpy_gradients_match_autograd_and_finite_differences(digits):
+    x_train, _, y_train, _ = digits
+    params = ad.init_params(seed=2)
+    loss, grads = ad.batch_gradients(params, x_train[:25], y_train[:25])
+    ref_loss, ref_grads = ad.autograd_gradients(params, x_train[:25], y_train[:25])
+    assert loss == pytest.approx(ref_loss, abs=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert g.shape == r.shape
+        assert np.max(np.abs(g - r)) <= 1e-10
+    assert ad.finite_difference_check(params, x_train[:25], y_train[:25], grads) <= 1e-6
+    loss1, grads1 = ad.sample_gradients(params, x_train[3], int(y_train[3]))
+    ref_loss1, ref1 = ad.autograd_gradients(params, x_train[3], y_train[3])
+    assert loss1 == pytest.approx(ref_loss1, abs=1e-12)
+    assert (
+        max(np.max(np.abs(g - r)) for g, r in zip(grads1, ref1, strict=True)) <= 1e-10
+    )
+
+
+def test_per_sample_sgd_learns_the_digits(digits):
+    x_train, x_test, y_train, y_test = digits
+    params = ad.init_params(seed=0)
+    assert ad.accuracy(params, x_test, y_test) < 0.3
+    ad.sgd_epoch(params, x_train, y_train, lr=0.2, seed=0)
+    assert ad.accuracy(params, x_test, y_test) > 0.4
+
+
+def test_init_variance_is_one_over_the_larger_fan():
+    params = ad.init_params((400, 300, 10), seed=0)
+    assert np.var(params[0]) == pytest.approx(1 / 400, rel=0.02)
+    assert np.var(params[2]) == pytest.approx(1 / 300, rel=0.1)
+    assert not params[1].any()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: ad.forward_cost([]),
+        lambda: ad.reverse_cost([4]),
+        lambda: ad.optimal_bracketing([3, 0, 2]),
+        lambda: ad.pass_cost([3, -1]),
+        lambda: ad.bracketing_cost([2, 3, 4], (1, 2)),
+        lambda: ad.bracketing_cost([2, 3, 4], 1),
+        lambda: ad.multiply_chain([], 1),
+        lambda: ad.multiply_chain([np.ones((3, 2)), np.ones((4, 2))], (2, 1)),
+        lambda: ad.compose([]),
+        lambda: ad.hvp_forward_over_reverse(torch.sum, torch.ones(3), torch.ones(4)),
+        lambda: ad.memory_sweep([]),
+        lambda: ad.jacobian_sweep([]),
+        lambda: ad.init_params((64, 0, 10)),
+        lambda: ad.random_program(0, 3),
+        lambda: ad.sgd_epoch([], np.ones((1, 2)), np.ones(1, dtype=int), lr=0.1),
+        lambda: ad.sgd_epoch(
+            ad.init_params(), np.ones((1, 64)), np.ones(1, dtype=int), lr=-1.0
+        ),
+        lambda: ad.sample_gradients(ad.init_params((64, 10)), np.ones(64), 0),
+        lambda: ad.predict_proba([np.ones((64, 32)), np.ones(10)], np.ones((1, 64))),
+        lambda: ad.top_hessian_eigenvalue(torch.sum, torch.ones(2, 2)),
+    ],
+)
+def test_bad_arguments_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()
