@@ -1,0 +1,781 @@
+"""What width buys and what depth buys, for functions of one (or two) inputs.
+
+Width: a hidden layer of step neurons builds boxes, and enough boxes approximate
+any Lipschitz function (:func:`box_network`, :func:`box_sum_network`). Depth: a
+ReLU network is piecewise linear, and composing layers multiplies its pieces
+(:func:`sawtooth_network`). The pieces are counted exactly from the weights
+(:func:`piecewise_linear`, :func:`linear_regions_2d`): breakpoints are solved for
+layer by layer, never read off a grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import check_float, check_int
+from .nets import BatchedMLP, mlp
+from .training import fit
+
+# ---------------------------------------------------------------- boxes
+
+
+class Step(nn.Module):
+    """The step activation: 1 where the input is > 0, else 0 (so step(0) = 0)."""
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return (u > 0).to(u.dtype)
+
+
+def box(x, height: float, width: float, start: float = 0.0) -> np.ndarray:
+    """The box: ``height`` on the open interval (start, start + width), 0 elsewhere.
+
+    Parameters
+    ----------
+    x : array_like, shape (n,)
+    height : float
+    width : float
+        Must be > 0.
+    start : float, default 0
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+    """
+    height = check_float("height", height)
+    width = check_float("width", width, positive=True)
+    start = check_float("start", start)
+    x = np.asarray(x, dtype=float)
+    return np.where((x > start) & (x < start + width), height, 0.0)
+
+
+def box_network(
+    height: float, width: float, start: float = 0.0, dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """Two step neurons and a linear read-out that together draw a box.
+
+    The hidden units are ``step(x - start)`` and ``step(x - start - width)``; the
+    read-out is ``height * (first - second)`` with no bias. The network equals
+    :func:`box` everywhere except at the right edge ``x = start + width``, where
+    the first unit is on and the second still off.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        ``Linear(1, 2) -> Step -> Linear(2, 1)``; input and output shape ``(n, 1)``.
+    """
+    height = check_float("height", height)
+    width = check_float("width", width, positive=True)
+    start = check_float("start", start)
+    return _step_network(
+        np.array([start, start + width]), np.array([height, -height]), 0.0, dtype
+    )
+
+
+def _step_network(thresholds, jumps, offset, dtype) -> nn.Sequential:
+    net = nn.Sequential(
+        nn.Linear(1, len(thresholds), dtype=dtype),
+        Step(),
+        nn.Linear(len(thresholds), 1, dtype=dtype),
+    )
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.copy_(-torch.as_tensor(thresholds, dtype=dtype))
+        net[2].weight.copy_(torch.as_tensor(jumps, dtype=dtype)[None, :])
+        net[2].bias.fill_(float(offset))
+    return net
+
+
+def box_sum_network(f, bound: float, n_boxes: int, dtype: torch.dtype = torch.float64):
+    """A sum of ``n_boxes`` boxes tiling [-bound, bound], as one step network.
+
+    Box ``i`` covers the ``i``-th of ``n_boxes`` equal cells and has height ``f``
+    at the cell's centre. Neighbouring boxes share an edge, so the up-step of one
+    and the down-step of the next merge into a single neuron whose read-out weight
+    is the difference of the two heights: ``n_boxes + 1`` step neurons in all.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a NumPy array of shape (n,) to an array of shape (n,).
+    bound : float
+        Half-width ``B`` of the interval (> 0).
+    n_boxes : int
+        Number of boxes ``N`` (>= 1); each has width ``2 B / N``.
+
+    Returns
+    -------
+    net : torch.nn.Sequential
+        ``Linear(1, N + 1) -> Step -> Linear(N + 1, 1)``.
+    edges : numpy.ndarray, shape (N + 1,)
+        The cell edges.
+    """
+    bound = check_float("bound", bound, positive=True)
+    n_boxes = check_int("n_boxes", n_boxes, minimum=1)
+    edges = np.linspace(-bound, bound, n_boxes + 1)
+    heights = np.asarray(f(0.5 * (edges[:-1] + edges[1:])), dtype=float)
+    jumps = np.diff(np.concatenate([[0.0], heights, [0.0]]))
+    return _step_network(edges, jumps, 0.0, dtype), edges
+
+
+def evaluate(net: nn.Module, x) -> np.ndarray:
+    """Evaluate a network of one input and one output on the points ``x``.
+
+    ``x`` has shape (n,); the result has shape (n,). Large inputs are evaluated in
+    chunks so that wide networks do not need one huge activation matrix.
+    """
+    dtype = next(net.parameters()).dtype
+    x = torch.as_tensor(np.asarray(x, dtype=float), dtype=dtype).reshape(-1, 1)
+    with torch.no_grad():
+        out = [net(chunk) for chunk in torch.split(x, 4096)]
+    return torch.cat(out).reshape(-1).numpy()
+
+
+def box_sup_error(f, bound: float, n_boxes: int, points_per_box: int = 9) -> float:
+    """Largest |f - box sum| over [-bound, bound], for :func:`box_sum_network`.
+
+    In a cell the error ``|f(x) - f(centre)|`` of a smooth ``f`` is largest at the
+    cell's edges, so each cell is sampled at ``points_per_box`` points spanning it
+    from (just inside) one edge to the other.
+    """
+    bound = check_float("bound", bound, positive=True)
+    n_boxes = check_int("n_boxes", n_boxes, minimum=1)
+    points_per_box = check_int("points_per_box", points_per_box, minimum=2)
+    net, edges = box_sum_network(f, bound, n_boxes)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    half = 0.5 * (edges[1] - edges[0]) * (1 - 1e-9)
+    x = (centres[:, None] + half * np.linspace(-1, 1, points_per_box)[None, :]).ravel()
+    return float(np.max(np.abs(np.asarray(f(x)) - evaluate(net, x))))
+
+
+def grid_neurons(dim: int, bound: float, cell_width: float) -> dict:
+    """Size of the box construction in ``dim`` dimensions.
+
+    Each axis of the cube [-bound, bound]^dim is cut into ``n = ceil(2 bound /
+    cell_width)`` cells. The first hidden layer holds one step neuron per cut, per
+    axis (``dim * (n + 1)``); a second layer holds one neuron per grid cell, which
+    fires when all ``2 dim`` of its walls say "inside" (``n ** dim``).
+
+    Returns
+    -------
+    dict
+        ``cells_per_axis``, ``cells``, ``neurons`` (Python ints, exact however large).
+    """
+    dim = check_int("dim", dim, minimum=1)
+    bound = check_float("bound", bound, positive=True)
+    cell_width = check_float("cell_width", cell_width, positive=True)
+    n = math.ceil(2 * bound / cell_width - 1e-12)
+    return {"cells_per_axis": n, "cells": n**dim, "neurons": dim * (n + 1) + n**dim}
+
+
+# ---------------------------------------------------------------- sawtooth
+
+
+def sawtooth(x, n_layers: int) -> np.ndarray:
+    """The reference values f_L(x): f_0(x) = x and f_l = 2 |f_{l-1}| - 2.
+
+    ``x`` has shape (n,); so has the result.
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=0)
+    values = np.asarray(x, dtype=float).copy()
+    for _ in range(n_layers):
+        values = 2 * np.abs(values) - 2
+    return values
+
+
+def sawtooth_network(
+    n_layers: int, dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """f_L as a ReLU network with ``n_layers`` hidden layers of two units.
+
+    Hidden layer ``l`` holds ``relu(f_{l-1})`` and ``relu(-f_{l-1})``; since
+    ``f_{l-1} = 2 relu(f_{l-2}) + 2 relu(-f_{l-2}) - 2``, its weights are
+    ``[[2, 2], [-2, -2]]`` with biases ``[-2, 2]``. The output layer reads
+    ``2 relu(f_{L-1}) + 2 relu(-f_{L-1}) - 2``. For ``n_layers = 0`` the network
+    is the single linear map x -> x.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Input and output shape ``(n, 1)``; ``6 L + 1`` parameters for L >= 1.
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=0)
+    if n_layers == 0:
+        net = nn.Sequential(nn.Linear(1, 1, dtype=dtype))
+        with torch.no_grad():
+            net[0].weight.fill_(1.0)
+            net[0].bias.zero_()
+        return net
+    layers: list[nn.Module] = []
+    fold_w = torch.tensor([[2.0, 2.0], [-2.0, -2.0]], dtype=dtype)
+    fold_b = torch.tensor([-2.0, 2.0], dtype=dtype)
+    for layer in range(n_layers + 1):
+        fan_in = 1 if layer == 0 else 2
+        fan_out = 1 if layer == n_layers else 2
+        linear = nn.Linear(fan_in, fan_out, dtype=dtype)
+        with torch.no_grad():
+            if layer == 0:
+                linear.weight.copy_(torch.tensor([[1.0], [-1.0]], dtype=dtype))
+                linear.bias.zero_()
+            else:
+                linear.weight.copy_(fold_w[:fan_out])
+                linear.bias.copy_(fold_b[:fan_out])
+        layers.append(linear)
+        if layer < n_layers:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ShallowReLU(nn.Module):
+    """One hidden layer of ReLUs plus an affine term in the input.
+
+    ``f(x) = intercept + slope * x + sum_k jumps[k] * relu(x - kinks[k])``: unit
+    ``k`` bends the graph at ``kinks[k]`` and changes its slope by ``jumps[k]``.
+    Parameters: ``3 n + 2`` for ``n`` units.
+    """
+
+    def __init__(
+        self, kinks, jumps, slope: float, intercept: float, dtype=torch.float64
+    ):
+        super().__init__()
+        kinks = torch.as_tensor(np.asarray(kinks, dtype=float), dtype=dtype)
+        jumps = torch.as_tensor(np.asarray(jumps, dtype=float), dtype=dtype)
+        if kinks.shape != jumps.shape or kinks.dim() != 1:
+            raise ValueError(
+                "kinks and jumps must be 1-D of one length, got shapes "
+                f"{tuple(kinks.shape)} and {tuple(jumps.shape)}"
+            )
+        self.hidden_weight = nn.Parameter(torch.ones(len(kinks), 1, dtype=dtype))
+        self.hidden_bias = nn.Parameter(-kinks)
+        self.readout_weight = nn.Parameter(jumps[None, :].clone())
+        self.readout_bias = nn.Parameter(torch.tensor([float(intercept)], dtype=dtype))
+        self.skip_weight = nn.Parameter(torch.tensor([[float(slope)]], dtype=dtype))
+
+    @property
+    def n_units(self) -> int:
+        return self.hidden_bias.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(x @ self.hidden_weight.T + self.hidden_bias)
+        return (
+            hidden @ self.readout_weight.T + self.readout_bias + x @ self.skip_weight.T
+        )
+
+
+def shallow_equivalent(
+    net: nn.Module, lo: float = -2.0, hi: float = 2.0, skip: bool = True
+):
+    """A one-hidden-layer ReLU network equal to ``net`` on [lo, hi], one unit per kink.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A scalar network accepted by :func:`piecewise_linear`.
+    lo, hi : float
+        The interval (``lo < hi``).
+    skip : bool, default True
+        With the skip, the affine part of the leftmost piece is an affine term of
+        the input and the network has exactly one unit per kink
+        (:class:`ShallowReLU`). Without it, one more unit ``relu(x - lo)``, which
+        is affine on [lo, hi], carries that term, and the result is a plain
+        ``Linear -> ReLU -> Linear`` network.
+    """
+    pieces = piecewise_linear(net, lo, hi)
+    jumps = np.diff(pieces.slopes)
+    slope, intercept = pieces.slopes[0], pieces.intercepts[0]
+    if skip:
+        return ShallowReLU(pieces.kinks, jumps, slope, intercept)
+    thresholds = np.concatenate([[pieces.lo], pieces.kinks])
+    weights = np.concatenate([[slope], jumps])
+    out = nn.Sequential(
+        nn.Linear(1, len(thresholds), dtype=torch.float64),
+        nn.ReLU(),
+        nn.Linear(len(thresholds), 1, dtype=torch.float64),
+    )
+    with torch.no_grad():
+        out[0].weight.fill_(1.0)
+        out[0].bias.copy_(-torch.as_tensor(thresholds))
+        out[2].weight.copy_(torch.as_tensor(weights)[None, :])
+        out[2].bias.fill_(intercept + slope * pieces.lo)
+    return out
+
+
+def shallow_sawtooth(n_layers: int, skip: bool = True):
+    """The exact one-hidden-layer equivalent of f_L on [-2, 2].
+
+    ``2**L - 1`` units with the affine skip term, ``2**L`` without
+    (see :func:`shallow_equivalent`).
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=0)
+    return shallow_equivalent(sawtooth_network(n_layers), -2.0, 2.0, skip=skip)
+
+
+# ---------------------------------------------------------------- exact pieces
+
+
+def _layer_ops(net: nn.Module) -> list[tuple]:
+    """The network as a list of ('affine', W, b) and ('relu',) steps, in float64."""
+    if not isinstance(net, nn.Sequential):
+        raise ValueError(
+            "net must be an nn.Sequential of Linear/ReLU layers or a ShallowReLU, "
+            f"got {type(net).__name__}"
+        )
+    ops = []
+    for module in net:
+        if isinstance(module, nn.Linear):
+            w = module.weight.detach().double().numpy()
+            b = (
+                module.bias.detach().double().numpy()
+                if module.bias is not None
+                else np.zeros(w.shape[0])
+            )
+            ops.append(("affine", w, b))
+        elif isinstance(module, nn.ReLU):
+            ops.append(("relu",))
+        elif not isinstance(module, nn.Identity):
+            raise ValueError(
+                "net may contain only Linear, ReLU and Identity layers, "
+                f"got {type(module).__name__}"
+            )
+    return ops
+
+
+@dataclass
+class Pieces:
+    """A scalar piecewise-linear function on [lo, hi].
+
+    Attributes
+    ----------
+    lo, hi : float
+        The interval.
+    kinks : numpy.ndarray, shape (n_pieces - 1,)
+        Interior points where the slope changes, increasing.
+    slopes, intercepts : numpy.ndarray, shape (n_pieces,)
+        On piece ``i`` the function is ``slopes[i] * x + intercepts[i]``.
+    """
+
+    lo: float
+    hi: float
+    kinks: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
+
+    @property
+    def n_pieces(self) -> int:
+        return len(self.slopes)
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        piece = np.searchsorted(self.kinks, x)
+        return self.slopes[piece] * x + self.intercepts[piece]
+
+
+def _propagate(ops, lo: float, hi: float):
+    """Push [lo, hi] through the network, splitting it wherever a unit switches.
+
+    Returns the breakpoints ``t`` (m + 1,) and, on each of the m intervals, the
+    affine map ``x -> slope * x + offset`` of every unit of the last layer
+    (``slope``, ``offset`` of shape (m, width)).
+    """
+    tol = 1e-12 * (hi - lo)
+    t = np.array([lo, hi])
+    slope, offset = np.ones((1, 1)), np.zeros((1, 1))
+    for op in ops:
+        if op[0] == "affine":
+            _, w, b = op
+            slope, offset = slope @ w.T, offset @ w.T + b
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = -offset / slope
+        inside = (slope != 0) & (root > t[:-1, None] + tol) & (root < t[1:, None] - tol)
+        if inside.any():
+            # roots in interval j lie inside it, so sorting each row keeps the
+            # global order without a global sort
+            root = np.sort(np.where(inside, root, np.inf), axis=1)
+            candidates = np.concatenate([t[:-1, None], root], axis=1)
+            keep = np.isfinite(candidates)
+            with np.errstate(invalid="ignore"):
+                # two units switching at (numerically) one point make one breakpoint
+                keep[:, 1:] &= np.diff(candidates, axis=1) > tol
+            rows = np.broadcast_to(np.arange(len(t) - 1)[:, None], candidates.shape)
+            t, parent = np.append(candidates[keep], hi), rows[keep]
+            slope, offset = slope[parent], offset[parent]
+        middle = 0.5 * (t[:-1] + t[1:])
+        active = slope * middle[:, None] + offset > 0
+        slope, offset = slope * active, offset * active
+    return t, slope, offset
+
+
+def piecewise_linear(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> Pieces:
+    """The exact linear pieces of a scalar ReLU network on [lo, hi].
+
+    Every unit of a ReLU network is affine in ``x`` between consecutive switch
+    points, so the interval is pushed through the network layer by layer: after
+    each affine layer the zero of every unit on every current interval is solved
+    for, the intervals are split there, and the units that are negative on a
+    piece are set to zero. Neighbouring pieces of the output with the same slope
+    (a split that did not bend the output) are merged.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        ``nn.Sequential`` of ``nn.Linear`` (1 input, 1 output overall), ``nn.ReLU``
+        and ``nn.Identity`` layers, or a :class:`ShallowReLU`.
+    lo, hi : float
+        The interval, ``lo < hi``.
+
+    Returns
+    -------
+    Pieces
+    """
+    lo = check_float("lo", lo)
+    hi = check_float("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
+    if isinstance(net, ShallowReLU):
+        p = [
+            t.detach().double().numpy()
+            for t in (
+                net.hidden_weight,
+                net.hidden_bias,
+                net.readout_weight,
+                net.readout_bias,
+            )
+        ]
+        ops = [("affine", p[0], p[1]), ("relu",), ("affine", p[2], p[3])]
+        extra_slope = float(net.skip_weight.detach().double().item())
+    else:
+        ops = _layer_ops(net)
+        extra_slope = 0.0
+    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 1:
+        raise ValueError("net must take a single input feature")
+    t, slope, offset = _propagate(ops, lo, hi)
+    if slope.shape[1] != 1:
+        raise ValueError(f"net must have a single output, got {slope.shape[1]}")
+    slope, offset = slope[:, 0] + extra_slope, offset[:, 0]
+    scale = max(1.0, float(np.max(np.abs(slope))))
+    bends = np.abs(np.diff(slope)) > 1e-9 * scale
+    keep = np.concatenate([[True], bends])
+    return Pieces(
+        lo=lo, hi=hi, kinks=t[1:-1][bends], slopes=slope[keep], intercepts=offset[keep]
+    )
+
+
+def count_pieces(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> int:
+    """Number of linear pieces of a scalar ReLU network on [lo, hi] (exact)."""
+    return piecewise_linear(net, lo, hi).n_pieces
+
+
+def sawtooth_params(n_layers: int) -> dict:
+    """Parameter counts of f_L: the deep network and its exact shallow equivalent.
+
+    Returns
+    -------
+    dict
+        ``deep`` (``6 L + 1``, or 2 for L = 0), ``shallow_units`` (``2**L - 1``) and
+        ``shallow`` (``3 (2**L - 1) + 2``, with the affine skip term).
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=0)
+    units = 2**n_layers - 1
+    deep = 2 if n_layers == 0 else 6 * n_layers + 1
+    return {"deep": deep, "shallow_units": units, "shallow": 3 * units + 2}
+
+
+# ---------------------------------------------------------------- random and trained
+
+
+def random_relu_net(
+    n_in: int,
+    width: int,
+    n_hidden: int,
+    generator: torch.Generator,
+    sigma_b: float = 0.5,
+) -> nn.Sequential:
+    """A ReLU network, ``n_hidden`` hidden layers of ``width`` units, He initialisation.
+
+    Weights N(0, 2 / fan_in), biases N(0, sigma_b**2), float64.
+    """
+    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
+    return mlp(
+        n_in,
+        width,
+        n_hidden + 1,
+        "relu",
+        sigma=math.sqrt(2.0),
+        bias=True,
+        sigma_b=sigma_b,
+        generator=generator,
+        dtype=torch.float64,
+    )
+
+
+def random_pieces(
+    width: int, n_hidden_list, n_nets: int, seed: int, lo: float = -2.0, hi: float = 2.0
+) -> np.ndarray:
+    """Pieces on [lo, hi] of freshly initialised scalar ReLU networks, by depth.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(n_hidden_list), n_nets)
+        Exact piece counts (:func:`count_pieces`) of :func:`random_relu_net` draws.
+    """
+    width = check_int("width", width, minimum=1)
+    n_nets = check_int("n_nets", n_nets, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    return np.array(
+        [
+            [
+                count_pieces(random_relu_net(1, width, h, generator), lo, hi)
+                for _ in range(n_nets)
+            ]
+            for h in n_hidden_list
+        ]
+    )
+
+
+def mlp_params_bias(n_in: int, width: int, n_hidden: int) -> int:
+    """Parameters of a one-output ReLU net with biases, ``n_hidden`` hidden layers."""
+    return n_in * width + (n_hidden - 1) * width**2 + width + n_hidden * width + 1
+
+
+def fit_sawtooth(
+    layer_counts,
+    deep_widths,
+    *,
+    n_restarts: int = 3,
+    n_points: int = 256,
+    max_steps: int = 800,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> dict:
+    """Train deep-narrow and shallow-wide ReLU networks of equal size to fit f_L.
+
+    For each L in ``layer_counts`` the deep networks have L hidden layers (as
+    many as the exact construction) of each width in ``deep_widths``; each
+    shallow network has one hidden layer and as many parameters as its deep
+    partner (to within one unit). Every group of networks of one depth is trained
+    as one batched computation (float64, full batch on ``n_points`` points of
+    [-2, 2], Adam, so that each member follows its own path), ``n_restarts``
+    random initialisations per network, and the best restart is kept.
+
+    Returns
+    -------
+    dict
+        Keyed by L; each value a dict with ``deep_params``, ``shallow_params`` and
+        ``deep_rmse``, ``shallow_rmse`` (root-mean-square training error of the
+        best restart), all of shape (len(deep_widths),).
+    """
+    layer_counts = [check_int("layer_counts[i]", n, minimum=1) for n in layer_counts]
+    deep_widths = [check_int("deep_widths[i]", w, minimum=1) for w in deep_widths]
+    n_restarts = check_int("n_restarts", n_restarts, minimum=1)
+    n_points = check_int("n_points", n_points, minimum=2)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    lr = check_float("lr", lr, positive=True)
+    seed = check_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.linspace(-2, 2, n_points, dtype=torch.float64)[:, None]
+
+    def target(n_layers, n_members):
+        y = torch.as_tensor(sawtooth(x[:, 0].numpy(), n_layers))[None, :, None]
+        return y.expand(n_members, -1, -1)
+
+    def train(widths, depth, y):
+        model = BatchedMLP(
+            1,
+            widths,
+            depth,
+            "relu",
+            sigma=math.sqrt(2.0),
+            bias=True,
+            sigma_b=0.5,
+            generator=generator,
+            dtype=torch.float64,
+        )
+        fit(
+            model,
+            x,
+            y,
+            optimizer="adam",
+            lr=lr,
+            max_steps=max_steps,
+            record_every=max_steps,
+        )
+        with torch.no_grad():
+            rmse = ((model(x) - y) ** 2).mean(dim=(1, 2)).sqrt().numpy()
+        return rmse.reshape(-1, n_restarts, len(deep_widths)).min(axis=1)
+
+    # networks this small gain nothing from several threads, and on a busy
+    # machine the threads lose time waiting for each other
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        deep_params = {
+            n: [mlp_params_bias(1, w, n) for w in deep_widths] for n in layer_counts
+        }
+        shallow_widths = {
+            n: [max(1, round((p - 1) / 3)) for p in deep_params[n]]
+            for n in layer_counts
+        }
+        results = {}
+        for n in layer_counts:
+            members = deep_widths * n_restarts
+            results[n] = {
+                "deep_params": np.array(deep_params[n]),
+                "shallow_params": np.array([3 * m + 1 for m in shallow_widths[n]]),
+                "deep_rmse": train(members, n + 1, target(n, len(members)))[0],
+            }
+        # the shallow networks of every L share one depth, so they train together
+        members = [
+            w
+            for n in layer_counts
+            for _ in range(n_restarts)
+            for w in shallow_widths[n]
+        ]
+        y = torch.cat([target(n, n_restarts * len(deep_widths)) for n in layer_counts])
+        for n, rmse in zip(layer_counts, train(members, 2, y), strict=True):
+            results[n]["shallow_rmse"] = rmse
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+# ---------------------------------------------------------------- two inputs
+
+
+def _split_polygon(vertices: np.ndarray, values: np.ndarray):
+    """Cut a convex polygon along the zero line of an affine function.
+
+    ``values`` are the function's values at the vertices; returns the parts where
+    it is >= 0 and <= 0.
+    """
+    positive, negative = [], []
+    n = len(vertices)
+    for i in range(n):
+        p, q = vertices[i], vertices[(i + 1) % n]
+        a, b = values[i], values[(i + 1) % n]
+        if a >= 0:
+            positive.append(p)
+        if a <= 0:
+            negative.append(p)
+        if a * b < 0:
+            cross = p + (a / (a - b)) * (q - p)
+            positive.append(cross)
+            negative.append(cross)
+    return np.array(positive), np.array(negative)
+
+
+def linear_regions_2d(
+    net: nn.Sequential, lo: float = -2.0, hi: float = 2.0
+) -> list[tuple[np.ndarray, tuple]]:
+    """The exact linear regions of a two-input ReLU network on the square [lo, hi]^2.
+
+    The regions are the sets of inputs that share one activation pattern (which
+    units are on). Each is a convex polygon, because with the pattern fixed every
+    unit is affine in the input. The square is pushed through the network and
+    every polygon is cut along the line where a unit switches.
+
+    Returns
+    -------
+    list of (vertices, pattern)
+        ``vertices`` of shape (k, 2), in order around the polygon; ``pattern`` a
+        tuple of 0/1, one entry per hidden unit.
+    """
+    lo = check_float("lo", lo)
+    hi = check_float("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
+    ops = _layer_ops(net)
+    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 2:
+        raise ValueError("net must take exactly two input features")
+    square = np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]])
+    regions = [(square, np.eye(2), np.zeros(2), ())]
+    for op in ops:
+        if op[0] == "affine":
+            _, w, b = op
+            regions = [(v, w @ m, w @ c + b, pattern) for v, m, c, pattern in regions]
+            continue
+        refined = []
+        for vertices, m, c, pattern in regions:
+            parts = [(vertices, ())]
+            for unit in range(m.shape[0]):
+                tol = 1e-10 * (
+                    np.abs(m[unit]).sum() * max(abs(lo), abs(hi))
+                    + abs(c[unit])
+                    + 1e-300
+                )
+                next_parts = []
+                for poly, bits in parts:
+                    values = poly @ m[unit] + c[unit]
+                    values[np.abs(values) <= tol] = 0.0
+                    if values.max() <= 0:
+                        next_parts.append((poly, (*bits, 0)))
+                    elif values.min() >= 0:
+                        next_parts.append((poly, (*bits, 1)))
+                    else:
+                        on, off = _split_polygon(poly, values)
+                        next_parts += [(on, (*bits, 1)), (off, (*bits, 0))]
+                parts = next_parts
+            for poly, bits in parts:
+                mask = np.array(bits, dtype=float)
+                refined.append((poly, m * mask[:, None], c * mask, pattern + bits))
+        regions = refined
+    return [(v, pattern) for v, _, _, pattern in regions]
+
+
+def polygon_area(vertices: np.ndarray) -> float:
+    """Area of a polygon with vertices (k, 2) in order (shoelace formula)."""
+    x, y = vertices[:, 0], vertices[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def sawtooth_network_2d(
+    n_layers: int, dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """f_L(x_1) + f_L(x_2) as a ReLU network, ``n_layers`` hidden layers of four units.
+
+    Two copies of :func:`sawtooth_network` side by side, one per input; on
+    [-2, 2]^2 it has ``4**L`` linear regions, a grid of ``2**L`` by ``2**L`` cells.
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    single = [m for m in sawtooth_network(n_layers, dtype) if isinstance(m, nn.Linear)]
+    layers: list[nn.Module] = []
+    for i, lin in enumerate(single):
+        w, b = lin.weight.detach(), lin.bias.detach()
+        out_f = 1 if i == n_layers else 2 * w.shape[0]
+        pair = nn.Linear(2 * w.shape[1], out_f, dtype=dtype)
+        with torch.no_grad():
+            if i == n_layers:
+                pair.weight.copy_(torch.cat([w, w], dim=1))
+                pair.bias.copy_(2 * b)
+            else:
+                pair.weight.copy_(torch.block_diag(w, w))
+                pair.bias.copy_(torch.cat([b, b]))
+        layers.append(pair)
+        if i < n_layers:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def draw_regions(ax, regions, seed: int = 0) -> None:
+    """Fill each region with its own colour (shuffled so that neighbours differ)."""
+    from matplotlib import colormaps
+    from matplotlib.collections import PolyCollection
+
+    order = np.random.default_rng(seed).permutation(len(regions))
+    palette = colormaps["tab20"](np.arange(20))
+    face = palette[order % 20]
+    ax.add_collection(
+        PolyCollection(
+            [v for v, _ in regions], facecolors=face, edgecolors="white", linewidths=0.3
+        )
+    )
+    corners = np.concatenate([v for v, _ in regions])
+    ax.set_xlim(corners[:, 0].min(), corners[:, 0].max())
+    ax.set_ylim(corners[:, 1].min(), corners[:, 1].max())
+    ax.set_aspect("equal")
+    ax.grid(False)
