@@ -1,0 +1,630 @@
+"""Depth versus width: deep teachers, shallow students, order and chaos.
+
+A random deep ``tanh`` network (the *teacher*) labels Gaussian inputs; *students*
+of other shapes are trained to imitate it. Whether a shallow student can do so
+depends on the teacher's weight scale ``sigma``, and the mean-field theory of
+Poole et al. (2016) says why: below a critical scale a deep random network is
+nearly linear (ordered), above it nearby inputs are driven apart layer after
+layer (chaotic). This module holds the teacher and its data, the students'
+training (a batched Levenberg–Marquardt fit, see
+:func:`whydeep.training.fit_levenberg_marquardt`), the mean-field maps and the
+simulations that check them.
+
+Conventions follow :mod:`whydeep.nets`: depth counts the input as a layer, weights
+are N(0, sigma**2 / fan_in), and pre-activations obey
+``h[l+1] = W[l+1] @ tanh(h[l]) + b[l+1]`` with bias standard deviation ``sigma_b``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._checks import check_float, check_int
+from .nets import BatchedMLP, mlp
+from .plotting import in_book_build
+from .training import History, fit_levenberg_marquardt
+
+#: Points of the Gauss–Hermite rule for expectations over one standard normal.
+N_NODES = 201
+
+
+def _progress_bar(max_steps: int, description: str):
+    """A progress callback drawing an ``ipywidgets`` bar in a live notebook;
+    ``None`` in a script, under pytest and while the book is built."""
+    if in_book_build():
+        return None
+    try:
+        import ipywidgets
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return None
+    bar = ipywidgets.IntProgress(min=0, max=max_steps, description=description)
+    display(bar)
+
+    def update(step: int, n_training: int) -> None:
+        bar.value = step
+        if n_training == 0:
+            bar.bar_style = "success"
+
+    return update
+
+
+# ----------------------------------------------------------------------------
+# teacher, data, students
+# ----------------------------------------------------------------------------
+
+
+def make_teacher(
+    sigma: float, *, n_in: int = 5, width: int = 5, depth: int = 5, seed: int = 0
+) -> torch.nn.Sequential:
+    """A random ``tanh`` teacher network in float64, without bias.
+
+    The raw Gaussian draw depends on ``seed`` only, so teachers with the same
+    seed and different ``sigma`` are the same network with rescaled weights.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Maps ``(n_samples, n_in)`` to ``(n_samples, 1)``.
+    """
+    sigma = check_float("sigma", sigma, positive=True)
+    seed = check_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)
+    return mlp(
+        n_in,
+        width,
+        depth,
+        "tanh",
+        sigma=sigma,
+        generator=generator,
+        dtype=torch.float64,
+    )
+
+
+def teacher_data(teacher, n_samples: int, *, seed: int = 0):
+    """Standard Gaussian inputs and the teacher's outputs (no gradient tracking).
+
+    Returns
+    -------
+    x : torch.Tensor, shape (n_samples, n_in)
+    y : torch.Tensor, shape (n_samples, 1)
+    """
+    n_samples = check_int("n_samples", n_samples, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    n_in = teacher[0].in_features
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_samples, n_in, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        y = teacher(x)
+    return x, y
+
+
+def relative_error(prediction, target) -> np.ndarray:
+    """Mean squared error divided by the variance of the targets.
+
+    ``prediction`` of shape ``(n_samples, 1)`` or ``(n_models, n_samples, 1)``;
+    ``target`` of the same shape or broadcastable to it. Returns one value per
+    model (a 0-d array for a single prediction).
+    """
+    prediction = torch.as_tensor(prediction)
+    target = torch.as_tensor(target).expand_as(prediction)
+    dims = tuple(range(prediction.dim() - 2, prediction.dim()))
+    mse = ((prediction - target) ** 2).mean(dim=dims)
+    return (mse / target.var(dim=dims)).detach().numpy()
+
+
+@dataclass
+class StudentFit:
+    """Students trained on one data set and evaluated on another.
+
+    Attributes
+    ----------
+    model : BatchedMLP
+        The trained students (member ``k`` has width ``widths[k]``).
+    widths : numpy.ndarray, shape (n_models,)
+    n_params : numpy.ndarray, shape (n_models,)
+    train_error, test_error : numpy.ndarray, shape (n_models,)
+        Relative errors (MSE / target variance).
+    history : History
+        Training loss per Levenberg–Marquardt step, shape ``(n_steps + 1, n_models)``.
+    """
+
+    model: BatchedMLP
+    widths: np.ndarray
+    n_params: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    history: History
+
+
+def train_students(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    widths,
+    *,
+    depth: int = 2,
+    sigma_init: float = 1.0,
+    seed: int = 0,
+    max_steps: int = 300,
+    tol: float = 1e-3,
+    patience: int = 10,
+    min_examples_per_param: float = 3.0,
+) -> StudentFit:
+    """Train ``tanh`` students of the given widths together, until each stops improving.
+
+    In a live notebook a progress bar shows the steps (not in the built book).
+
+    Parameters
+    ----------
+    x_train, x_test : torch.Tensor, shape (n_samples, n_in)
+    y_train, y_test : torch.Tensor
+        Shape ``(n_samples, 1)``, shared by all students, or
+        ``(n_models, n_samples, 1)``, one teacher per student.
+    widths : sequence of int
+        Hidden width of each student.
+    depth : int
+        Depth of every student (2 = one hidden layer).
+    sigma_init : float
+        Gain of the students' initial weights.
+    seed : int
+        Seed of the initial weights.
+    max_steps, tol, patience
+        Stopping rule of :func:`whydeep.training.fit_levenberg_marquardt`.
+    min_examples_per_param : float
+        Refuse to train a student with fewer training examples per parameter.
+
+    Returns
+    -------
+    StudentFit
+    """
+    widths = [check_int("widths[i]", w, minimum=1) for w in widths]
+    depth = check_int("depth", depth, minimum=2)
+    sigma_init = check_float("sigma_init", sigma_init, positive=True)
+    seed = check_int("seed", seed, minimum=0)
+    min_examples_per_param = check_float(
+        "min_examples_per_param", min_examples_per_param, nonnegative=True
+    )
+    n_in = x_train.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    model = BatchedMLP(
+        n_in,
+        widths,
+        depth,
+        "tanh",
+        sigma=sigma_init,
+        generator=generator,
+        dtype=torch.float64,
+    )
+    n_params = np.array(model.n_params())
+    if x_train.shape[0] < min_examples_per_param * n_params.max():
+        raise ValueError(
+            f"x_train must hold at least {min_examples_per_param} examples per parameter "
+            f"({int(np.ceil(min_examples_per_param * n_params.max()))} for width "
+            f"{max(widths)}), got {x_train.shape[0]}"
+        )
+    history = fit_levenberg_marquardt(
+        model,
+        x_train,
+        y_train,
+        max_steps=max_steps,
+        tol=tol,
+        patience=patience,
+        callback=_progress_bar(max_steps, "training"),
+    )
+    with torch.no_grad():
+        train_error = relative_error(model(x_train), y_train)
+        test_error = relative_error(model(x_test), y_test)
+    return StudentFit(
+        model, np.array(widths), n_params, train_error, test_error, history
+    )
+
+
+def power_law_fit(widths, errors) -> tuple[float, float]:
+    """Least-squares line through ``log(errors)`` against ``log(widths)``.
+
+    Returns
+    -------
+    exponent, prefactor : float
+        ``errors ≈ prefactor * widths**exponent``.
+    """
+    widths = np.asarray(widths, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    if widths.shape != errors.shape or widths.ndim != 1 or widths.size < 2:
+        raise ValueError(
+            f"widths and errors must be 1-D of equal length >= 2, got "
+            f"shapes {widths.shape} and {errors.shape}"
+        )
+    if np.any(widths <= 0) or np.any(errors <= 0):
+        raise ValueError("widths and errors must be positive for a log-log fit")
+    exponent, log_prefactor = np.polyfit(np.log(widths), np.log(errors), 1)
+    return float(exponent), float(np.exp(log_prefactor))
+
+
+def width_for_error(target: float, exponent: float, prefactor: float) -> float:
+    """Width at which ``prefactor * width**exponent`` equals ``target``."""
+    target = check_float("target", target, positive=True)
+    exponent = check_float("exponent", exponent)
+    prefactor = check_float("prefactor", prefactor, positive=True)
+    if exponent >= 0:
+        raise ValueError(f"exponent must be < 0 for the error to fall, got {exponent}")
+    return float((target / prefactor) ** (1.0 / exponent))
+
+
+# ----------------------------------------------------------------------------
+# mean-field theory
+# ----------------------------------------------------------------------------
+
+
+@functools.cache
+def _hermite(n_nodes: int = N_NODES):
+    """Nodes and weights with ``sum(w * f(z)) ≈ E[f(z)]``, z ~ N(0, 1)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
+    nodes.flags.writeable = False
+    weights = weights / np.sqrt(2.0 * np.pi)
+    weights.flags.writeable = False
+    return nodes, weights
+
+
+def _gauss_mean(f, q):
+    """E[f(sqrt(q) z)] for an array ``q >= 0``, z ~ N(0, 1)."""
+    nodes, weights = _hermite()
+    q = np.asarray(q, dtype=float)
+    return f(np.sqrt(q)[..., None] * nodes) @ weights
+
+
+def _tanh_slope(u):
+    return 1.0 - np.tanh(u) ** 2
+
+
+def _check_sigmas(sigma_w, sigma_b):
+    sigma_w = np.asarray(sigma_w, dtype=float)
+    sigma_b = np.asarray(sigma_b, dtype=float)
+    if not np.all(np.isfinite(sigma_w)) or np.any(sigma_w <= 0):
+        raise ValueError(f"sigma_w must be finite and > 0, got {sigma_w!r}")
+    if not np.all(np.isfinite(sigma_b)) or np.any(sigma_b < 0):
+        raise ValueError(f"sigma_b must be finite and >= 0, got {sigma_b!r}")
+    return np.broadcast_arrays(sigma_w, sigma_b)
+
+
+def length_map(q, sigma_w, sigma_b=0.0):
+    """One step of the length map, ``sigma_w**2 E[tanh(sqrt(q) z)**2] + sigma_b**2``.
+
+    ``q`` is the mean squared pre-activation of a layer; the result is that of
+    the next layer of an infinitely wide random network. Broadcasts over arrays.
+    """
+    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
+    q = np.asarray(q, dtype=float)
+    if np.any(q < 0):
+        raise ValueError("q must be >= 0")
+    return sigma_w**2 * _gauss_mean(lambda u: np.tanh(u) ** 2, q) + sigma_b**2
+
+
+def length_fixed_point(sigma_w, sigma_b=0.0):
+    """The stable fixed point ``q*`` of :func:`length_map` (arrays broadcast).
+
+    Found by bisection of ``length_map(q) - q`` on ``[0, sigma_w**2 + sigma_b**2]``.
+    Without bias and for ``sigma_w <= 1`` it is 0: the signal dies out.
+    """
+    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
+    low = np.zeros(sigma_w.shape)
+    high = sigma_w**2 + sigma_b**2
+    for _ in range(64):
+        mid = 0.5 * (low + high)
+        above = length_map(mid, sigma_w, sigma_b) > mid
+        low = np.where(above, mid, low)
+        high = np.where(above, high, mid)
+    return 0.5 * (low + high)
+
+
+def chi1(sigma_w, sigma_b=0.0, q=None):
+    """Mean squared slope of one layer, ``sigma_w**2 E[tanh'(sqrt(q) z)**2]``.
+
+    At ``q = q*`` (the default) this is the factor by which the squared distance
+    between two infinitesimally close inputs changes per layer: below 1 they
+    merge (order), above 1 they separate (chaos).
+    """
+    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
+    if q is None:
+        q = length_fixed_point(sigma_w, sigma_b)
+    return sigma_w**2 * _gauss_mean(lambda u: _tanh_slope(u) ** 2, q)
+
+
+def correlation_map(c, sigma_w, sigma_b=0.0):
+    """Correlation of two inputs one layer deeper, both at length ``q*``.
+
+    ``c`` is the correlation of their pre-activations (array, values in [-1, 1]);
+    ``sigma_w`` and ``sigma_b`` are scalars. Where ``q* = 0`` the network is linear
+    around its fixed point and the map is the identity.
+    """
+    sigma_w = check_float("sigma_w", sigma_w, positive=True)
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    c = np.asarray(c, dtype=float)
+    if np.any(np.abs(c) > 1):
+        raise ValueError("c must lie in [-1, 1]")
+    q_star = float(length_fixed_point(sigma_w, sigma_b))
+    if q_star == 0.0:
+        return c.copy()
+    nodes, weights = _hermite(41)
+    z1, z2 = nodes[:, None], nodes[None, :]
+    w2 = weights[:, None] * weights[None, :]
+    root = np.sqrt(q_star)
+    u1 = np.tanh(root * z1)
+    cc = c[..., None, None]
+    u2 = np.tanh(root * (cc * z1 + np.sqrt(1 - cc**2) * z2))
+    joint = (u1 * u2 * w2).sum(axis=(-2, -1))
+    # normalise with the same quadrature, so that c = 1 maps exactly to 1
+    same = (u1**2 * weights[:, None]).sum()
+    return (sigma_w**2 * joint + sigma_b**2) / (sigma_w**2 * same + sigma_b**2)
+
+
+def iterate_correlation(c0: float, sigma_w: float, sigma_b: float, n_layers: int):
+    """``c0`` followed by ``n_layers`` applications of :func:`correlation_map`."""
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    out = [float(c0)]
+    for _ in range(n_layers):
+        out.append(float(correlation_map(out[-1], sigma_w, sigma_b)))
+    return np.array(out)
+
+
+def predicted_length_growth(sigma_w: float, q_first: float, n_layers: int):
+    """Mean-field length of a curve in each layer, relative to the first.
+
+    The squared length of a small piece of curve changes by
+    ``chi1(sigma_w, q=q_l)`` from layer ``l`` to ``l + 1``, with ``q_l`` following the
+    length map from ``q_first`` (no bias). Returns shape ``(n_layers,)``.
+    """
+    sigma_w = check_float("sigma_w", sigma_w, positive=True)
+    q = check_float("q_first", q_first, positive=True)
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    growth = [1.0]
+    for _ in range(n_layers - 1):
+        growth.append(growth[-1] * float(np.sqrt(chi1(sigma_w, 0.0, q=q))))
+        q = float(length_map(q, sigma_w))
+    return np.array(growth)
+
+
+# ----------------------------------------------------------------------------
+# simulations of wide random networks
+# ----------------------------------------------------------------------------
+
+
+def _random_layers(width, n_layers, sigma_w, sigma_b, rng):
+    weights = rng.standard_normal((n_layers, width, width)) * sigma_w / np.sqrt(width)
+    biases = rng.standard_normal((n_layers, width)) * sigma_b
+    return weights, biases
+
+
+def simulate_wide_network(
+    sigma_w: float,
+    sigma_b: float = 0.0,
+    *,
+    width: int = 1000,
+    n_layers: int = 30,
+    q_first: float = 1.0,
+    n_inputs: int = 20,
+    seed: int = 0,
+):
+    """Lengths and per-layer stretching in one wide random ``tanh`` network.
+
+    ``n_inputs`` pre-activation vectors of mean square ``q_first`` enter the first
+    layer; each carries a random infinitesimal perturbation, pushed forward
+    through the layer Jacobians.
+
+    Returns
+    -------
+    q : numpy.ndarray, shape (n_layers,)
+        Mean squared pre-activation per layer (averaged over inputs).
+    stretch : numpy.ndarray, shape (n_layers - 1,)
+        Ratio of squared perturbation sizes between consecutive layers
+        (averaged over inputs): an estimate of ``chi1`` at that layer's length.
+    """
+    sigma_w = check_float("sigma_w", sigma_w, positive=True)
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    width = check_int("width", width, minimum=1)
+    n_layers = check_int("n_layers", n_layers, minimum=2)
+    q_first = check_float("q_first", q_first, positive=True)
+    n_inputs = check_int("n_inputs", n_inputs, minimum=1)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    weights, biases = _random_layers(width, n_layers - 1, sigma_w, sigma_b, rng)
+    h = rng.standard_normal((n_inputs, width)) * np.sqrt(q_first)
+    v = rng.standard_normal((n_inputs, width))
+    q, stretch = [np.mean(h**2)], []
+    for w, b in zip(weights, biases, strict=True):
+        v_next = (_tanh_slope(h) * v) @ w.T
+        h = np.tanh(h) @ w.T + b
+        stretch.append(np.mean(np.sum(v_next**2, 1) / np.sum(v**2, 1)))
+        # renormalise so that a shrinking perturbation does not underflow
+        v = v_next / np.linalg.norm(v_next, axis=1, keepdims=True)
+        q.append(np.mean(h**2))
+    return np.array(q), np.array(stretch)
+
+
+def simulate_correlation(
+    c0: float,
+    sigma_w: float,
+    sigma_b: float,
+    *,
+    width: int = 1000,
+    n_layers: int = 20,
+    seed: int = 0,
+):
+    """Correlation per layer of two inputs that start at length ``q*`` with correlation ``c0``.
+
+    Returns shape ``(n_layers + 1,)``, the starting correlation first.
+    """
+    c0 = check_float("c0", c0, minimum=-1.0, maximum=1.0)
+    sigma_w = check_float("sigma_w", sigma_w, positive=True)
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    width = check_int("width", width, minimum=1)
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    q_star = max(float(length_fixed_point(sigma_w, sigma_b)), 1e-6)
+    u, v = rng.standard_normal((2, width))
+    h1 = np.sqrt(q_star) * u
+    h2 = np.sqrt(q_star) * (c0 * u + np.sqrt(1 - c0**2) * v)
+    weights, biases = _random_layers(width, n_layers, sigma_w, sigma_b, rng)
+    out = [c0]
+    for w, b in zip(weights, biases, strict=True):
+        h1 = w @ np.tanh(h1) + b
+        h2 = w @ np.tanh(h2) + b
+        out.append(float(h1 @ h2 / np.sqrt((h1 @ h1) * (h2 @ h2))))
+    return np.array(out)
+
+
+def circle_through_network(
+    sigma: float,
+    *,
+    width: int = 100,
+    depth: int = 20,
+    n_points: int = 400,
+    seed: int = 0,
+):
+    """Push the unit circle through a random ``tanh`` network without bias.
+
+    Returns
+    -------
+    pre : numpy.ndarray, shape (depth - 1, n_points, width)
+        Pre-activations of every hidden layer at ``n_points`` equally spaced angles.
+    lengths : numpy.ndarray, shape (depth - 1,)
+        Length of the image of the circle in each layer's pre-activation space,
+        integrated from the exact tangent vectors (not from chords, which miss the
+        wiggles of a deep chaotic layer).
+    """
+    sigma = check_float("sigma", sigma, positive=True)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=2)
+    n_points = check_int("n_points", n_points, minimum=3)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    theta = np.linspace(0.0, 2.0 * np.pi, n_points, endpoint=False)
+    x = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    dx = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
+    w_first = rng.standard_normal((width, 2)) * sigma / np.sqrt(2)
+    weights, _ = _random_layers(width, depth - 2, sigma, 0.0, rng)
+    h, dh = x @ w_first.T, dx @ w_first.T
+    pre, lengths = [h], [np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi]
+    for w in weights:
+        dh = (_tanh_slope(h) * dh) @ w.T
+        h = np.tanh(h) @ w.T
+        pre.append(h)
+        lengths.append(np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi)
+    return np.array(pre), np.array(lengths)
+
+
+def sigma_sweep(
+    sigmas,
+    x_train,
+    x_test,
+    *,
+    width: int = 10,
+    teacher_seed: int = 0,
+    seed: int = 0,
+    **train_kwargs,
+) -> StudentFit:
+    """One shallow student of fixed ``width`` per teacher scale in ``sigmas``.
+
+    All teachers share one raw weight draw (``teacher_seed``), so only the scale
+    changes along the sweep. The students (one initial draw each, from ``seed``)
+    are trained together, each on its own teacher's labels; ``train_kwargs`` go
+    to :func:`train_students`.
+    """
+    sigmas = [check_float("sigmas[i]", s, positive=True) for s in sigmas]
+    if not sigmas:
+        raise ValueError("sigmas must hold at least one value, got []")
+    width = check_int("width", width, minimum=1)
+    teachers = [make_teacher(s, seed=teacher_seed) for s in sigmas]
+    with torch.no_grad():
+        y_train = torch.stack([t(x_train) for t in teachers])
+        y_test = torch.stack([t(x_test) for t in teachers])
+    return train_students(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        [width] * len(sigmas),
+        seed=seed,
+        **train_kwargs,
+    )
+
+
+def fit_by_continuation(
+    sigmas,
+    x_train,
+    x_test,
+    *,
+    width: int = 5,
+    depth: int = 5,
+    teacher_seed: int = 0,
+    seed: int = 0,
+    n_starts: int = 4,
+    n_warmup: int = 1000,
+    max_steps: int = 100,
+):
+    """Fit deep students to the teacher of scale ``sigmas[-1]`` by continuation.
+
+    ``n_starts`` students are fitted together to the teacher of scale
+    ``sigmas[0]``, then, each starting from where it stopped, to the teachers of
+    the following scales (one raw draw, ``teacher_seed``, rescaled), on the first
+    ``n_warmup`` training examples. A last stage fits the target teacher on the
+    whole training set. Each stage runs Levenberg–Marquardt until the loss stops
+    improving.
+
+    Returns
+    -------
+    fit : StudentFit
+        The students after the last stage, with their errors on the last teacher.
+    stage_errors : numpy.ndarray, shape (len(sigmas) + 1, n_starts)
+        Relative training error at the end of each stage.
+    """
+    n_starts = check_int("n_starts", n_starts, minimum=1)
+    n_warmup = check_int("n_warmup", n_warmup, minimum=1)
+    sigmas = [check_float("sigmas[i]", s, positive=True) for s in sigmas]
+    if not sigmas:
+        raise ValueError("sigmas must hold at least one value, got []")
+    width = check_int("width", width, minimum=1)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    model = BatchedMLP(
+        x_train.shape[1],
+        [width] * n_starts,
+        depth,
+        "tanh",
+        sigma=sigmas[0],
+        generator=generator,
+        dtype=torch.float64,
+    )
+    stages = [(s, x_train[:n_warmup]) for s in sigmas] + [(sigmas[-1], x_train)]
+    stage_errors = []
+    for sigma, x in stages:
+        teacher = make_teacher(sigma, width=width, depth=depth, seed=teacher_seed)
+        with torch.no_grad():
+            y = teacher(x)
+        history = fit_levenberg_marquardt(
+            model,
+            x,
+            y,
+            max_steps=max_steps,
+            callback=_progress_bar(max_steps, f"σ = {sigma:.2f}"),
+        )
+        with torch.no_grad():
+            stage_errors.append(relative_error(model(x), y))
+    with torch.no_grad():
+        y_test = teacher(x_test)
+        test_error = relative_error(model(x_test), y_test)
+    fit = StudentFit(
+        model,
+        np.array(model.widths),
+        np.array(model.n_params()),
+        stage_errors[-1],
+        test_error,
+        history,
+    )
+    return fit, np.array(stage_errors)

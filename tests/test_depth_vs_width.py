@@ -1,0 +1,185 @@
+"""Tests for whydeep.depth_vs_width and the Levenberg–Marquardt trainer it uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, optimize
+
+from whydeep import depth_vs_width as dw
+from whydeep.nets import BatchedMLP
+from whydeep.training import fit_levenberg_marquardt
+
+
+def _gauss_quad(f):
+    """E[f(z)], z ~ N(0, 1), by adaptive quadrature (independent of Gauss–Hermite)."""
+    density = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
+    return integrate.quad(lambda z: f(z) * density(z), -np.inf, np.inf, epsabs=1e-13)[0]
+
+
+def _q_star_quad(sigma_w):
+    def excess(q):
+        return sigma_w**2 * _gauss_quad(lambda z: np.tanh(np.sqrt(q) * z) ** 2) - q
+
+    return optimize.brentq(excess, 1e-6, sigma_w**2, xtol=1e-14)
+
+
+@pytest.mark.parametrize("sigma", [0.4, 2.0])
+def test_fixed_point_and_chi1_match_quadrature(sigma):
+    q_star = _q_star_quad(sigma) if sigma > 1 else 0.0
+    chi = sigma**2 * _gauss_quad(lambda z: (1 - np.tanh(np.sqrt(q_star) * z) ** 2) ** 2)
+    assert float(dw.length_fixed_point(sigma)) == pytest.approx(
+        q_star, rel=1e-8, abs=1e-9
+    )
+    assert float(dw.chi1(sigma)) == pytest.approx(chi, rel=1e-8)
+    # the fixed point is a fixed point of the map itself
+    assert float(dw.length_map(dw.length_fixed_point(sigma), sigma)) == pytest.approx(
+        float(dw.length_fixed_point(sigma)), abs=1e-9
+    )
+
+
+def test_chi1_is_one_at_the_edge_without_bias():
+    assert float(dw.chi1(1.0)) == pytest.approx(1.0, abs=1e-12)
+    assert float(dw.chi1(0.999)) < 1 < float(dw.chi1(1.001))
+
+
+def test_wide_network_matches_mean_field():
+    q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_layers=20, n_inputs=8)
+    assert q_sim[-5:].mean() == pytest.approx(
+        float(dw.length_fixed_point(2.0)), rel=0.03
+    )
+    assert stretch[-10:].mean() == pytest.approx(float(dw.chi1(2.0)), rel=0.03)
+
+
+def test_correlation_map_fixes_one_and_has_slope_chi1():
+    assert float(dw.correlation_map(1.0, 2.0, 0.3)) == pytest.approx(1.0, abs=1e-12)
+    eps = 1e-4
+    slope = (1.0 - float(dw.correlation_map(1.0 - eps, 2.0, 0.3))) / eps
+    assert slope == pytest.approx(float(dw.chi1(2.0, 0.3)), rel=2e-2)
+
+
+def test_circle_length_follows_mean_field():
+    _, lengths = dw.circle_through_network(2.0, width=300, depth=10, n_points=1000)
+    predicted = dw.predicted_length_growth(2.0, 2.0, 9)
+    assert lengths[-1] / lengths[0] == pytest.approx(predicted[-1], rel=0.2)
+
+
+def _small_problem(n_samples=200, seed=0):
+    teacher = dw.make_teacher(2.0, seed=seed)
+    return dw.teacher_data(teacher, n_samples, seed=seed + 1)
+
+
+@pytest.mark.parametrize("direct_max", [300, 10])
+def test_batched_training_equals_training_each_member_alone(direct_max):
+    x, y = _small_problem()
+    widths = [3, 6, 6]
+    batched = BatchedMLP(
+        5,
+        widths,
+        2,
+        sigma=1.0,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+    )
+    alone = []
+    for k, width in enumerate(widths):
+        single = BatchedMLP(5, [width], 2, dtype=torch.float64)
+        with torch.no_grad():
+            for w_single, w_batched in zip(
+                single.weights, batched.weights, strict=True
+            ):
+                w_single.copy_(
+                    w_batched[k : k + 1, : w_single.shape[1], : w_single.shape[2]]
+                )
+        alone.append(single)
+    # The arithmetic is the same, but a batched product may round differently
+    # from a single one; over many accept/reject decisions such 1e-16 differences
+    # can grow, so compare the first steps tightly.
+    kwargs = dict(max_steps=10, direct_max=direct_max)
+    history = fit_levenberg_marquardt(batched, x, y, **kwargs)
+    for k, single in enumerate(alone):
+        single_history = fit_levenberg_marquardt(single, x, y, **kwargs)
+        np.testing.assert_allclose(
+            history.loss[:, k][: len(single_history.loss)],
+            single_history.loss[:, 0],
+            rtol=1e-8,
+        )
+        member, reference = batched.member(k), single.member(0)
+        for a, b in zip(member.parameters(), reference.parameters(), strict=True):
+            np.testing.assert_allclose(a.detach(), b.detach(), rtol=1e-7, atol=1e-10)
+
+
+def test_deep_student_reaches_teacher():
+    teacher = dw.make_teacher(2.0, seed=0)
+    x, _ = dw.teacher_data(teacher, 600, seed=1)
+    x_test, _ = dw.teacher_data(teacher, 300, seed=2)
+    fit, _ = dw.fit_by_continuation(
+        np.linspace(0.4, 2.0, 9), x, x_test, seed=8, n_starts=1, n_warmup=600
+    )
+    assert fit.test_error.min() <= 1e-6
+
+
+def test_quasi_linear_teacher_is_easy_for_a_shallow_student():
+    teacher = dw.make_teacher(0.4, seed=0)
+    x, y = dw.teacher_data(teacher, 300, seed=1)
+    x_test, y_test = dw.teacher_data(teacher, 300, seed=2)
+    fit = dw.train_students(x, y, x_test, y_test, [10])
+    assert fit.test_error[0] <= 1e-4
+
+
+def test_power_law_round_trip():
+    widths = np.array([5.0, 50.0, 500.0])
+    exponent, prefactor = dw.power_law_fit(widths, 0.3 * widths**-0.5)
+    assert exponent == pytest.approx(-0.5)
+    assert dw.width_for_error(0.003, exponent, prefactor) == pytest.approx(
+        1e4, rel=1e-9
+    )
+
+
+def test_relative_error_of_a_constant_prediction_is_about_one():
+    _, y = _small_problem()
+    assert float(dw.relative_error(torch.full_like(y, y.mean()), y)) == pytest.approx(
+        (len(y) - 1) / len(y), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "word"),
+    [
+        (lambda: dw.make_teacher(0.0), "sigma"),
+        (lambda: dw.make_teacher(1.0, seed=-1), "seed"),
+        (lambda: dw.teacher_data(dw.make_teacher(1.0), 0), "n_samples"),
+        (lambda: dw.length_map(1.0, -1.0), "sigma_w"),
+        (lambda: dw.length_map(-1.0, 1.0), "q"),
+        (lambda: dw.chi1(1.0, -0.5), "sigma_b"),
+        (lambda: dw.correlation_map(1.5, 2.0), "c"),
+        (lambda: dw.simulate_wide_network(2.0, width=0), "width"),
+        (lambda: dw.simulate_correlation(2.0, 1.0, 0.0), "c0"),
+        (lambda: dw.circle_through_network(1.0, depth=1), "depth"),
+        (lambda: dw.power_law_fit([1, 2], [1, -1]), "positive"),
+        (lambda: dw.width_for_error(1e-6, 0.5, 1.0), "exponent"),
+        (lambda: dw.sigma_sweep([], *_small_problem()), "sigmas"),
+        (
+            lambda: dw.train_students(*_small_problem(), *_small_problem(), [100]),
+            "x_train",
+        ),
+        (
+            lambda: dw.train_students(*_small_problem(), *_small_problem(), [0]),
+            "widths",
+        ),
+        (
+            lambda: fit_levenberg_marquardt(torch.nn.Linear(5, 1), *_small_problem()),
+            "model",
+        ),
+        (
+            lambda: fit_levenberg_marquardt(
+                BatchedMLP(5, [3], 2), *_small_problem(), cg_steps=0
+            ),
+            "cg_steps",
+        ),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()
