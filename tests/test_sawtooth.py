@@ -104,6 +104,28 @@ def test_random_deep_nets_have_far_fewer_than_2_to_the_l_pieces():
     assert np.all(pieces.mean(axis=1) < 2.0**depths / 4)
 
 
+def test_random_nets_have_on_average_no_more_kinks_than_units():
+    # what the page says of its random width-8 networks (single draws may exceed)
+    hidden = np.array([1, 2, 4, 8])
+    pieces = st.random_pieces(8, hidden, 10, seed=1)
+    assert np.all(pieces.mean(axis=1) - 1 <= 8 * hidden)
+    assert np.all(pieces[-1] - 1 < 8 * hidden[-1])
+
+
+def test_composition_has_at_most_pq_pieces_and_sawtooth_attains_it():
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        g_net = st.random_relu_net(1, 5, 1, generator)
+        h_net = st.random_relu_net(1, 5, 1, generator)
+        g_pieces = st.piecewise_linear(g_net, -2.0, 2.0)
+        values = g_pieces(np.concatenate([[-2.0, 2.0], g_pieces.kinks]))
+        q = st.count_pieces(h_net, values.min(), values.max())
+        both = st.count_pieces(torch.nn.Sequential(*g_net, *h_net), -2.0, 2.0)
+        assert both <= g_pieces.n_pieces * q
+    stacked = torch.nn.Sequential(*st.sawtooth_network(3), *st.sawtooth_network(4))
+    assert st.count_pieces(stacked) == 2**7
+
+
 def test_linear_regions_tile_the_square():
     generator = torch.Generator().manual_seed(1)
     net = st.random_relu_net(2, 6, 2, generator)
@@ -140,5 +162,9 @@ def test_bad_arguments_raise():
         st.box_sum_network(smooth_bump, 1.0, 0)
     with pytest.raises(ValueError, match="hi must be > lo"):
         st.piecewise_linear(st.sawtooth_network(2), 1.0, 1.0)
+    with pytest.raises(ValueError, match="n_hidden"):
+        st.mlp_params_bias(1, 4, 0)
+    with pytest.raises(ValueError, match="vertices"):
+        st.polygon_area(np.zeros(4))
     with pytest.raises(ValueError, match="single input"):
         st.piecewise_linear(st.sawtooth_network_2d(2))

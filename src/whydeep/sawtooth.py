@@ -540,6 +540,9 @@ def random_pieces(
 
 def mlp_params_bias(n_in: int, width: int, n_hidden: int) -> int:
     """Parameters of a one-output ReLU net with biases, ``n_hidden`` hidden layers."""
+    n_in = check_int("n_in", n_in, minimum=1)
+    width = check_int("width", width, minimum=1)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
     return n_in * width + (n_hidden - 1) * width**2 + width + n_hidden * width + 1
 
 
@@ -729,6 +732,11 @@ def linear_regions_2d(
 
 def polygon_area(vertices: np.ndarray) -> float:
     """Area of a polygon with vertices (k, 2) in order (shoelace formula)."""
+    vertices = np.asarray(vertices, dtype=float)
+    if vertices.ndim != 2 or vertices.shape[1] != 2:
+        raise ValueError(
+            f"vertices must have shape (k, 2), got {tuple(vertices.shape)}"
+        )
     x, y = vertices[:, 0], vertices[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
@@ -762,7 +770,13 @@ def sawtooth_network_2d(
 
 
 def draw_regions(ax, regions, seed: int = 0) -> None:
-    """Fill each region with its own colour (shuffled so that neighbours differ)."""
+    """Fill each region with its own colour (shuffled so that neighbours differ).
+
+    ``regions`` is the list returned by :func:`linear_regions_2d`.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    if len(regions) == 0:
+        raise ValueError("regions must hold at least one region, got none")
     from matplotlib import colormaps
     from matplotlib.collections import PolyCollection
 
