@@ -2,6 +2,7 @@
 Hessian-vector products, the scalar engine and the hand-written NumPy gradients."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -90,6 +91,28 @@ def test_dynamic_programme_is_optimal_against_exhaustive_search(n_factors):
         costs = [ad.bracketing_cost(dims, t) for t in all_bracketings(1, n_factors)]
         assert cost == min(costs) == ad.bracketing_cost(dims, tree)
         assert cost <= min(ad.forward_cost(dims), ad.reverse_cost(dims))
+
+
+@pytest.mark.parametrize("n_factors", range(1, 8))
+def test_number_of_bracketings_is_catalan(n_factors):
+    expected = math.comb(2 * n_factors - 2, n_factors - 1) // n_factors
+    assert len(list(all_bracketings(1, n_factors))) == expected
+
+
+def test_optimal_orders_of_the_three_shapes():
+    """Reverse mode for a scalar output, forward mode for a scalar input, and for
+    an hourglass the two halves collapsed onto the narrow middle first."""
+    cases = [
+        ([1000, 100, 100, 100, 1], "((J4 J3) J2) J1"),
+        ([1, 100, 100, 100, 1000], "J4 (J3 (J2 J1))"),
+        ([1000, 100, 10, 100, 1000], "(J4 J3) (J2 J1)"),
+    ]
+    for dims, order in cases:
+        cost, tree = ad.optimal_bracketing(dims)
+        assert ad.format_bracketing(tree) == order
+    assert ad.format_bracketing(ad.reverse_bracketing(4)) == "((J4 J3) J2) J1"
+    assert ad.format_bracketing(ad.forward_bracketing(4)) == "J4 (J3 (J2 J1))"
+    assert ad.forward_cost(cases[2][0]) / cost == pytest.approx(8.5)
 
 
 def test_jacobian_sweep_counts_match_the_mode_formulas():
@@ -206,6 +229,28 @@ def test_per_sample_sgd_learns_the_digits(digits):
     assert ad.accuracy(params, x_test, y_test) > 0.4
 
 
+def test_three_epochs_of_per_sample_sgd_reach_85_percent(digits):
+    """The page's run: from chance to above 85% test accuracy in three epochs."""
+    x_train, x_test, y_train, y_test = digits
+    params = ad.init_params(seed=0)
+    for epoch in range(1, 4):
+        ad.sgd_epoch(params, x_train, y_train, lr=0.1, seed=epoch)
+    assert ad.accuracy(params, x_test, y_test) >= 0.85
+
+
+def test_batched_gradient_is_the_mean_of_per_sample_gradients(digits):
+    x_train, _, y_train, _ = digits
+    params = ad.init_params(seed=1)
+    _, batched = ad.batch_gradients(params, x_train[:30], y_train[:30])
+    per_sample = [
+        ad.sample_gradients(params, x, int(y))[1]
+        for x, y in zip(x_train[:30], y_train[:30], strict=True)
+    ]
+    for k, b in enumerate(batched):
+        mean = np.mean([g[k] for g in per_sample], axis=0)
+        np.testing.assert_allclose(b, mean, atol=1e-15)
+
+
 def test_init_variance_is_one_over_the_larger_fan():
     params = ad.init_params((400, 300, 10), seed=0)
     assert np.var(params[0]) == pytest.approx(1 / 400, rel=0.02)
@@ -237,6 +282,12 @@ def test_init_variance_is_one_over_the_larger_fan():
         lambda: ad.sample_gradients(ad.init_params((64, 10)), np.ones(64), 0),
         lambda: ad.predict_proba([np.ones((64, 32)), np.ones(10)], np.ones((1, 64))),
         lambda: ad.top_hessian_eigenvalue(torch.sum, torch.ones(2, 2)),
+        lambda: ad.plot_memory_sweep(
+            None,
+            [1, 2],
+            {k: [1] for k in ("predicted", "saved", "peak_reverse", "peak_forward")},
+        ),
+        lambda: ad.plot_jacobian_sweep(None, [8, 16], {}, {}, fixed=0),
     ],
 )
 def test_bad_arguments_raise_value_error(call):

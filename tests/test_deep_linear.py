@@ -133,6 +133,66 @@ def test_discrete_rate_corrects_large_steps(tree_data):
     assert abs(t_steps - t_sim) < 1.0 < abs(t_flow - t_sim)
 
 
+def test_balance_is_conserved_up_to_the_step(tree_data):
+    """W1 W1^T - W2^T W2 is constant under the gradient flow: gradient descent
+    drifts from it by an amount proportional to the step, tiny next to the
+    growth of W1 W1^T over the same training time."""
+    labels, features = tree_data
+    drifts = []
+    for lr, n_epochs in [(4.0, 200), (2.0, 400)]:  # the same time lr * n_epochs
+        w = dl.init_weights([8, 12, features.shape[0]], gamma=0.3, seed=0)
+        run = dl.train_linear_net(
+            labels, features, w, lr=lr, n_epochs=n_epochs, record_epochs=[n_epochs]
+        )
+        (w1, w2), (v1, v2) = w, run.weights
+        before, after = (w1 @ w1.T - w2.T @ w2), (v1 @ v1.T - v2.T @ v2)
+        drifts.append((after - before).abs().max().item())
+        grown = (v1 @ v1.T).abs().max().item()
+        assert drifts[-1] < 1e-3 * grown
+    assert drifts[1] / drifts[0] == pytest.approx(0.5, abs=0.05)
+
+
+def test_largest_stable_learning_rate(tree_data):
+    """Gradient descent converges just below eta = N P / (2 s_1) and not just above."""
+    labels, features = tree_data
+    s_1 = np.linalg.norm(features, 2)
+    lr_max = features.size / (2 * s_1)
+    grid = dl.train_grid(
+        labels,
+        features,
+        [1e-3],
+        [0.95 * lr_max, 1.05 * lr_max],
+        n_hidden=8,
+        n_epochs=200,
+    )
+    assert grid.loss[0, 0, -1] < 1e-12
+    assert grid.loss[0, 1, -1] > 1e-3
+
+
+def test_illusory_correlation_follows_group_means(tree_data):
+    """Halfway between the stages, the prediction that the shark has bones is the
+    mean of 'has bones' over the shark's group at the level learned so far."""
+    labels, features = tree_data
+    has_bones = np.array([-1, 1, 1, 1, -1, -1, -1, -1], dtype=float)
+    with_bones = np.vstack([features, has_bones])
+    n_out = with_bones.shape[0]
+    grid = dl.train_grid(
+        labels,
+        with_bones,
+        [1e-12],
+        [100.0],
+        n_hidden=12,
+        n_epochs=300,
+        watch=(n_out - 1, 0),
+    )
+    s = np.linalg.svd(with_bones, compute_uv=False)
+    t_half = dl.half_epochs(grid.record_epochs, grid.singular_values[0, 0], s)
+    stage_ends = t_half[[0, 1, 2, 4]]  # all items, kingdom, class, individuals
+    between = [*np.round((stage_ends[:-1] + stage_ends[1:]) / 2).astype(int), 300]
+    means = dl.block_means(has_bones, item=0)
+    assert np.allclose(grid.watched[0, 0, between], means, atol=0.05)
+
+
 def test_grid_survives_divergence(tree_data):
     labels, features = tree_data
     grid = dl.train_grid(labels, features, [1e-3], [5000.0], n_hidden=8, n_epochs=40)
@@ -288,6 +348,7 @@ def test_mode_level():
         ),
         (lambda: dl.least_squares(np.ones((3, 8)), np.ones((2, 8))), "X @ X.T"),
         (lambda: dl.block_means([1, 2, 3], item=0), "values"),
+        (lambda: dl.draw_rsm(None, np.ones((3, 3))), "rsm"),
     ],
 )
 def test_bad_arguments_raise(call, name):

@@ -325,6 +325,9 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
+_SWEEP_KEYS = ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
+
+
 def jacobian_sweep(
     dims_list: Sequence[Sequence[int]], *, repeats: int = 3, seed: int = 0
 ):
@@ -347,10 +350,7 @@ def jacobian_sweep(
     dims_list = [check_dims(d) for d in dims_list]
     if not dims_list:
         raise ValueError("dims_list must name at least one network, got []")
-    out = {
-        k: []
-        for k in ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
-    }
+    out = {k: [] for k in _SWEEP_KEYS}
     with single_thread():
         _sweep(dims_list, repeats, seed, out)
     return {k: np.array(v) for k, v in out.items()}
@@ -1059,10 +1059,20 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
     ``jacrev`` against the input dimension (left, output fixed at ``fixed``) and
     the output dimension (right, input fixed at ``fixed``), with the formulas
     ``(d_0 + 2) P`` and ``(d_L + 1) P`` as lines."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from .plotting import colors
 
-    c_fwd, c_rev = colors()[:2]
+    fixed = check_int("fixed", fixed, minimum=1)
     sizes = np.asarray(sizes)
+    for name, sweep in (("sweep_in", sweep_in), ("sweep_out", sweep_out)):
+        if any(np.shape(sweep[k]) != sizes.shape for k in _SWEEP_KEYS):
+            raise ValueError(
+                f"{name} must hold arrays {_SWEEP_KEYS} of shape {sizes.shape} "
+                f"(one entry per size), got shapes "
+                f"{[np.shape(sweep[k]) for k in _SWEEP_KEYS]}"
+            )
+    c_fwd, c_rev = colors()[:2]
     axes = fig.subplots(2, 2, sharex=True)
     panels = [
         (sweep_in, "input dimension $d_0$", "$d_L$"),
@@ -1100,6 +1110,10 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.axvline(fixed, color="0.5", ls=":", lw=1)
+        # times span about one decade: label 1-2-5 steps as plain numbers
+        bottom.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bottom.yaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel("multiply-adds")
     axes[1, 0].set_ylabel("wall-clock time (ms)")
     axes[0, 0].legend(fontsize=8)
@@ -1110,6 +1124,12 @@ def plot_memory_sweep(ax, depths, memory: dict) -> None:
     """Bytes kept by one reverse pass and one forward pass against depth."""
     from .plotting import colors
 
+    keys = ("predicted", "saved", "peak_reverse", "peak_forward")
+    if any(np.shape(memory[k]) != (len(depths),) for k in keys):
+        raise ValueError(
+            f"memory must hold arrays {keys} of shape ({len(depths)},) (one entry "
+            f"per depth), got shapes {[np.shape(memory[k]) for k in keys]}"
+        )
     c_fwd, c_rev = colors()[:2]
     ax.plot(
         depths, memory["predicted"], color=c_rev, lw=1, label="one activation per layer"

@@ -839,6 +839,10 @@ def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
         Shown in the third panel; the sampled correlation when omitted.
     """
     features = np.asarray(features, dtype=float)
+    if features.ndim != 2 or features.shape[1] != len(names):
+        raise ValueError(
+            f"features must have shape (n_features, {len(names)}), got {features.shape}"
+        )
     n_shown = check_int("n_shown", n_shown, minimum=1)
     if correlation is None:
         correlation = features.T @ features / features.shape[0]
@@ -878,8 +882,18 @@ def draw_learning(
     """
     from . import plotting
 
-    ax_loss, ax_sv = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
     loss = np.asarray(loss, dtype=float)
+    sv = np.asarray(singular_values, dtype=float)
+    if loss.shape != np.shape(epochs):
+        raise ValueError(
+            f"loss must have the shape of epochs {np.shape(epochs)}, got {loss.shape}"
+        )
+    if sv.ndim != 2 or sv.shape[0] != len(record_epochs):
+        raise ValueError(
+            f"singular_values must have shape ({len(record_epochs)}, n_modes), "
+            f"got {sv.shape}"
+        )
+    ax_loss, ax_sv = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
     finite = np.isfinite(loss) & (loss < 1e6)
     ax_loss.plot(np.asarray(epochs)[finite], loss[finite], color="k", lw=1.5)
     ax_loss.set_ylabel("training MSE")
@@ -890,7 +904,6 @@ def draw_learning(
             0.5, 0.5, "diverged", transform=ax_loss.transAxes, ha="center", color="C1"
         )
     cols = plotting.colors()
-    sv = np.asarray(singular_values, dtype=float)
     ok = np.all(np.isfinite(sv) & (sv < 1e6), axis=1)
     for k in range(sv.shape[1]):
         color = cols[mode_level(k) % len(cols)]
@@ -911,6 +924,10 @@ def draw_learning(
 def draw_rsm(ax, rsm, names=ITEMS, *, title=None):
     """One similarity matrix, scaled by its largest absolute entry."""
     rsm = np.asarray(rsm, dtype=float)
+    if rsm.shape != (len(names), len(names)):
+        raise ValueError(
+            f"rsm must have shape ({len(names)}, {len(names)}), got {rsm.shape}"
+        )
     image = ax.imshow(rsm / np.abs(rsm).max(), cmap="RdBu_r", vmin=-1, vmax=1)
     _item_ticks(ax, names)
     if title:
