@@ -20,7 +20,6 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._checks import check_float, check_int
+from .training import single_thread
 
 # ---------------------------------------------------------------------------
 # Chains of Jacobians: counting multiply-adds
@@ -311,18 +311,6 @@ def run_single_threaded() -> None:
 
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
-
-
-@contextmanager
-def single_thread():
-    """Run PyTorch on one thread inside the block (timings on a shared machine are
-    far less noisy when threads do not compete), restoring the thread count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 _SWEEP_KEYS = ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")

@@ -21,32 +21,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._checks import check_float, check_int
+from .training import single_thread
 
 #: The items at the leaves of the default tree, in leaf order: two fish, two
 #: birds, two flowers, two trees.
 ITEMS = ("goldfish", "tuna", "robin", "canary", "rose", "daisy", "pine", "oak")
 
 _DTYPE = torch.float64
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # The matrices here are small: splitting them across threads gains nothing,
-    # and on a busy machine waiting for the threads costs more than the arithmetic.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------
@@ -321,7 +309,7 @@ class LinearRun:
         return end_to_end(self.weights).numpy()
 
 
-@_one_thread()
+@single_thread()
 def train_linear_net(
     X,
     Y,
@@ -442,7 +430,7 @@ class GridRuns:
     watched: np.ndarray | None
 
 
-@_one_thread()
+@single_thread()
 def train_grid(
     X,
     Y,

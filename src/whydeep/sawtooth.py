@@ -19,7 +19,7 @@ from torch import nn
 
 from ._checks import check_float, check_int
 from .nets import BatchedMLP, mlp
-from .training import fit
+from .training import fit, single_thread
 
 # ---------------------------------------------------------------- boxes
 
@@ -612,11 +612,7 @@ def fit_sawtooth(
             rmse = ((model(x) - y) ** 2).mean(dim=(1, 2)).sqrt().numpy()
         return rmse.reshape(-1, n_restarts, len(deep_widths)).min(axis=1)
 
-    # networks this small gain nothing from several threads, and on a busy
-    # machine the threads lose time waiting for each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         deep_params = {
             n: [mlp_params_bias(1, w, n) for w in deep_widths] for n in layer_counts
         }
@@ -642,8 +638,6 @@ def fit_sawtooth(
         y = torch.cat([target(n, n_restarts * len(deep_widths)) for n in layer_counts])
         for n, rmse in zip(layer_counts, train(members, 2, y), strict=True):
             results[n]["shallow_rmse"] = rmse
-    finally:
-        torch.set_num_threads(threads)
     return results
 
 

@@ -9,7 +9,8 @@ steps than Adam on smooth full-batch problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,22 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 
 #: L-BFGS iterations in one step of :func:`fit` with ``optimizer='lbfgs'``.
 LBFGS_ITERATIONS_PER_STEP = 10
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run PyTorch on one thread inside the block (or decorated function).
+
+    The book's networks are tiny: a second thread saves almost no arithmetic,
+    and on a busy machine waiting for it can cost more than the work itself.
+    The previous thread count is restored afterwards.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass
