@@ -6,7 +6,9 @@ untouched), then prints one table:
 - each page's cold execution seconds, read from the build's own log, next to
   its budget (a chapter must execute in at most 60 s on a 2-core machine);
 - each page's HTML size, including the images it shows;
-- the whole cold build, and a rebuild with nothing changed.
+- the whole cold build, and a rebuild with nothing changed;
+- each page's slowest cells (its experiments), timed by executing the built
+  notebooks once more, cell by cell.
 
 Exits with status 1 when a page is over its budget.
 """
@@ -59,6 +61,40 @@ def page_size(html_dir: Path, page: str) -> int:
     return size
 
 
+def slowest_cells(notebook: Path, count: int = 3) -> list[tuple[float, str]]:
+    """Execute ``notebook`` and return its ``count`` slowest cells as
+    ``(seconds, first line of code)``, slowest first."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(
+        nb,
+        timeout=600,
+        record_timing=True,
+        resources={"metadata": {"path": str(notebook.parent)}},
+    ).execute()
+    timed = []
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = (
+            timing.get("iopub.execute_input"),
+            timing.get("shell.execute_reply"),
+        )
+        if cell.cell_type != "code" or not start or not end:
+            continue
+        seconds = (_when(end) - _when(start)).total_seconds()
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        timed.append((seconds, first[:60]))
+    return sorted(timed, reverse=True)[:count]
+
+
+def _when(stamp: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="whydeep-bench-") as tmp:
         book = Path(tmp) / "book"
@@ -80,6 +116,11 @@ def main() -> int:
             executed[page] = float(seconds)
         rerun = EXECUTED.findall(relog)
 
+        print("timing each page's cells ...", flush=True)
+        cells = {
+            page: slowest_cells(book / "_build" / "jupyter_execute" / f"{page}.ipynb")
+            for page in executed
+        }
         html_dir = book / "_build" / "html"
         rows, over = [], []
         for page in sorted(executed, key=lambda p: (p != "book/index", p)):
@@ -106,6 +147,11 @@ def main() -> int:
     print(line(["-" * w for w in widths]))
     for row in rows:
         print(line(row))
+    print()
+    print("slowest cells of each page (s):")
+    for page in (row[0] for row in rows):
+        for seconds, first in cells[page]:
+            print(f"  {page:<22} {seconds:6.1f}  {first}")
     print()
     print(f"full cold build:            {cold:6.1f} s")
     print(f"rebuild, nothing changed:   {warm:6.1f} s  (pages executed: {len(rerun)})")
