@@ -44,6 +44,23 @@ def test_chi1_is_one_at_the_edge_without_bias():
     assert float(dw.chi1(0.999)) < 1 < float(dw.chi1(1.001))
 
 
+def test_bias_moves_the_edge_of_chaos_to_larger_gains():
+    # bisection in the chapter's exercise finds the edge at 1.3956 for sigma_b = 0.3
+    assert float(dw.chi1(1.0, 0.3)) < 1
+    assert float(dw.chi1(1.3956, 0.3)) == pytest.approx(1.0, abs=1e-3)
+    assert float(dw.chi1(1.35, 0.3)) < 1 < float(dw.chi1(1.45, 0.3))
+
+
+def test_a_copy_of_the_teacher_has_exactly_zero_error():
+    teacher = dw.make_teacher(2.0, seed=0)
+    x, y = dw.teacher_data(teacher, 500, seed=1)
+    copy = dw.make_teacher(2.0, seed=0)
+    assert float(dw.relative_error(copy(x).detach(), y)) == 0.0
+    with torch.no_grad():
+        copy[2].weight[0, 0] += 1e-6
+    assert 0 < float(dw.relative_error(copy(x).detach(), y)) < 1e-11
+
+
 def test_wide_network_matches_mean_field():
     q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_layers=20, n_inputs=8)
     assert q_sim[-5:].mean() == pytest.approx(
@@ -150,12 +167,15 @@ def test_relative_error_of_a_constant_prediction_is_about_one():
         (lambda: dw.make_teacher(0.0), "sigma"),
         (lambda: dw.make_teacher(1.0, seed=-1), "seed"),
         (lambda: dw.teacher_data(dw.make_teacher(1.0), 0), "n_samples"),
+        (lambda: dw.teacher_data(torch.nn.Linear(5, 1), 10), "teacher"),
+        (lambda: dw.relative_error(torch.zeros(3, 1), torch.zeros(4, 1)), "target"),
         (lambda: dw.length_map(1.0, -1.0), "sigma_w"),
         (lambda: dw.length_map(-1.0, 1.0), "q"),
         (lambda: dw.chi1(1.0, -0.5), "sigma_b"),
         (lambda: dw.correlation_map(1.5, 2.0), "c"),
         (lambda: dw.simulate_wide_network(2.0, width=0), "width"),
         (lambda: dw.simulate_correlation(2.0, 1.0, 0.0), "c0"),
+        (lambda: dw.iterate_correlation(1.5, 2.0, 0.3, 5), "c0"),
         (lambda: dw.circle_through_network(1.0, depth=1), "depth"),
         (lambda: dw.power_law_fit([1, 2], [1, -1]), "positive"),
         (lambda: dw.width_for_error(1e-6, 0.5, 1.0), "exponent"),

@@ -99,6 +99,12 @@ def teacher_data(teacher, n_samples: int, *, seed: int = 0):
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
+    if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
+        teacher[0], torch.nn.Linear
+    ):
+        raise ValueError(
+            f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
+        )
     n_in = teacher[0].in_features
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, n_in, generator=generator, dtype=torch.float64)
@@ -115,7 +121,19 @@ def relative_error(prediction, target) -> np.ndarray:
     model (a 0-d array for a single prediction).
     """
     prediction = torch.as_tensor(prediction)
-    target = torch.as_tensor(target).expand_as(prediction)
+    target = torch.as_tensor(target)
+    if prediction.dim() < 2:
+        raise ValueError(
+            "prediction must have shape (n_samples, 1) or (n_models, n_samples, 1), "
+            f"got {tuple(prediction.shape)}"
+        )
+    try:
+        target = target.expand_as(prediction)
+    except RuntimeError:
+        raise ValueError(
+            f"target of shape {tuple(target.shape)} does not broadcast to the "
+            f"prediction's shape {tuple(prediction.shape)}"
+        ) from None
     dims = tuple(range(prediction.dim() - 2, prediction.dim()))
     mse = ((prediction - target) ** 2).mean(dim=dims)
     return (mse / target.var(dim=dims)).detach().numpy()
@@ -245,7 +263,10 @@ def power_law_fit(widths, errors) -> tuple[float, float]:
             f"shapes {widths.shape} and {errors.shape}"
         )
     if np.any(widths <= 0) or np.any(errors <= 0):
-        raise ValueError("widths and errors must be positive for a log-log fit")
+        raise ValueError(
+            f"widths and errors must be positive for a log-log fit, got "
+            f"widths {widths.tolist()} and errors {errors.tolist()}"
+        )
     exponent, log_prefactor = np.polyfit(np.log(widths), np.log(errors), 1)
     return float(exponent), float(np.exp(log_prefactor))
 
@@ -305,7 +326,7 @@ def length_map(q, sigma_w, sigma_b=0.0):
     sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
     q = np.asarray(q, dtype=float)
     if np.any(q < 0):
-        raise ValueError("q must be >= 0")
+        raise ValueError(f"q must be >= 0, got {q!r}")
     return sigma_w**2 * _gauss_mean(lambda u: np.tanh(u) ** 2, q) + sigma_b**2
 
 
@@ -350,7 +371,7 @@ def correlation_map(c, sigma_w, sigma_b=0.0):
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
     c = np.asarray(c, dtype=float)
     if np.any(np.abs(c) > 1):
-        raise ValueError("c must lie in [-1, 1]")
+        raise ValueError(f"c must lie in [-1, 1], got {c!r}")
     q_star = float(length_fixed_point(sigma_w, sigma_b))
     if q_star == 0.0:
         return c.copy()
@@ -369,8 +390,9 @@ def correlation_map(c, sigma_w, sigma_b=0.0):
 
 def iterate_correlation(c0: float, sigma_w: float, sigma_b: float, n_layers: int):
     """``c0`` followed by ``n_layers`` applications of :func:`correlation_map`."""
+    c0 = check_float("c0", c0, minimum=-1.0, maximum=1.0)
     n_layers = check_int("n_layers", n_layers, minimum=1)
-    out = [float(c0)]
+    out = [c0]
     for _ in range(n_layers):
         out.append(float(correlation_map(out[-1], sigma_w, sigma_b)))
     return np.array(out)
