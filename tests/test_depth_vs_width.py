@@ -203,3 +203,21 @@ def test_relative_error_of_a_constant_prediction_is_about_one():
 def test_bad_arguments_raise_value_error(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+@pytest.mark.parametrize(("sigma_w", "sigma_b"), [(0.8, 0.3), (2.0, 0.3)])
+def test_simulated_correlation_follows_the_correlation_map(sigma_w, sigma_b):
+    # The page overlays wide random networks on the mean-field iteration. One
+    # chaotic network fluctuates by several hundredths at width 2000, so the
+    # claim is tested on the mean of six networks, within 0.05.
+    simulated = np.mean(
+        [
+            dw.simulate_correlation(
+                0.5, sigma_w, sigma_b, width=2000, n_layers=10, seed=k
+            )
+            for k in range(6)
+        ],
+        axis=0,
+    )
+    theory = dw.iterate_correlation(0.5, sigma_w, sigma_b, 10)
+    np.testing.assert_allclose(simulated, theory, atol=0.05)

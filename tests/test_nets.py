@@ -147,3 +147,22 @@ def test_error_message_names_value_and_expectation():
         and "1" in str(info.value)
         and ">= 2" in str(info.value)
     )
+
+
+def test_batched_members_with_bias_equal_their_own_networks():
+    torch.manual_seed(0)
+    batched = nets.BatchedMLP(
+        2,
+        [3, 6],
+        depth=3,
+        bias=True,
+        sigma_b=0.5,
+        activation="relu",
+        dtype=torch.float64,
+    )
+    x = torch.randn(15, 2, dtype=torch.float64)
+    for k in range(2):
+        torch.testing.assert_close(
+            batched.member(k)(x), batched(x)[k], rtol=0, atol=1e-12
+        )
+    assert batched.n_params() == [nets.n_params(2, w, 3, bias=True) for w in (3, 6)]

@@ -85,3 +85,21 @@ def test_log_slope_recovers_a_power_law():
 def test_bad_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_small_multiples_keeps_exactly_n_panels():
+    fig, axes = plotting.small_multiples(5, ncols=3)
+    assert len(axes) == 5
+    assert len(fig.axes) == 5
+    plt.close(fig)
+
+
+def test_draw_network_draws_one_dot_per_shown_unit():
+    fig, ax = plt.subplots()
+    plotting.draw_network(ax, [4, 3, 1])
+    dots = sum(len(c.get_offsets()) for c in ax.collections)
+    assert dots == 4 + 3 + 1
+    assert [t.get_text() for t in ax.texts] == ["4", "3", "1"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="sizes"):
+        plotting.draw_network(ax, [3])

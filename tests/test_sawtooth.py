@@ -168,3 +168,18 @@ def test_bad_arguments_raise():
         st.polygon_area(np.zeros(4))
     with pytest.raises(ValueError, match="single input"):
         st.piecewise_linear(st.sawtooth_network_2d(2))
+
+
+def test_fit_sawtooth_pairs_networks_of_equal_size_and_learns():
+    fits = st.fit_sawtooth(
+        [2], [2, 4], n_restarts=2, n_points=64, max_steps=300, seed=0
+    )
+    result = fits[2]
+    assert set(result) == {"deep_params", "shallow_params", "deep_rmse", "shallow_rmse"}
+    # each shallow network has as many parameters as its deep partner, to within one
+    assert np.all(np.abs(result["shallow_params"] - result["deep_params"]) <= 1)
+    # predicting zero everywhere gives the RMS of f_2 itself; training must beat it
+    x = np.linspace(-2, 2, 64)
+    baseline = np.sqrt(np.mean(st.sawtooth(x, 2) ** 2))
+    assert np.all(result["deep_rmse"] < baseline)
+    assert np.all(result["shallow_rmse"] < baseline)
