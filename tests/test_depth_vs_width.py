@@ -5,50 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, optimize
 
 from whydeep import depth_vs_width as dw
+from whydeep import meanfield as mf
 from whydeep.nets import BatchedMLP
 from whydeep.training import fit_levenberg_marquardt
 
 
-def _gauss_quad(f):
-    """E[f(z)], z ~ N(0, 1), by adaptive quadrature (independent of Gauss–Hermite)."""
-    density = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
-    return integrate.quad(lambda z: f(z) * density(z), -np.inf, np.inf, epsabs=1e-13)[0]
-
-
-def _q_star_quad(sigma_w):
-    def excess(q):
-        return sigma_w**2 * _gauss_quad(lambda z: np.tanh(np.sqrt(q) * z) ** 2) - q
-
-    return optimize.brentq(excess, 1e-6, sigma_w**2, xtol=1e-14)
-
-
-@pytest.mark.parametrize("sigma", [0.4, 2.0])
-def test_fixed_point_and_chi1_match_quadrature(sigma):
-    q_star = _q_star_quad(sigma) if sigma > 1 else 0.0
-    chi = sigma**2 * _gauss_quad(lambda z: (1 - np.tanh(np.sqrt(q_star) * z) ** 2) ** 2)
-    assert float(dw.length_fixed_point(sigma)) == pytest.approx(
-        q_star, rel=1e-8, abs=1e-9
-    )
-    assert float(dw.chi1(sigma)) == pytest.approx(chi, rel=1e-8)
-    # the fixed point is a fixed point of the map itself
-    assert float(dw.length_map(dw.length_fixed_point(sigma), sigma)) == pytest.approx(
-        float(dw.length_fixed_point(sigma)), abs=1e-9
-    )
-
-
-def test_chi1_is_one_at_the_edge_without_bias():
-    assert float(dw.chi1(1.0)) == pytest.approx(1.0, abs=1e-12)
-    assert float(dw.chi1(0.999)) < 1 < float(dw.chi1(1.001))
-
-
 def test_bias_moves_the_edge_of_chaos_to_larger_gains():
     # bisection in the chapter's exercise finds the edge at 1.3956 for sigma_b = 0.3
-    assert float(dw.chi1(1.0, 0.3)) < 1
-    assert float(dw.chi1(1.3956, 0.3)) == pytest.approx(1.0, abs=1e-3)
-    assert float(dw.chi1(1.35, 0.3)) < 1 < float(dw.chi1(1.45, 0.3))
+    assert float(mf.chi1(1.0, 0.3)) < 1
+    assert float(mf.chi1(1.3956, 0.3)) == pytest.approx(1.0, abs=1e-3)
+    assert float(mf.chi1(1.35, 0.3)) < 1 < float(mf.chi1(1.45, 0.3))
 
 
 def test_a_copy_of_the_teacher_has_exactly_zero_error():
@@ -63,17 +31,8 @@ def test_a_copy_of_the_teacher_has_exactly_zero_error():
 
 def test_wide_network_matches_mean_field():
     q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_layers=20, n_inputs=8)
-    assert q_sim[-5:].mean() == pytest.approx(
-        float(dw.length_fixed_point(2.0)), rel=0.03
-    )
-    assert stretch[-10:].mean() == pytest.approx(float(dw.chi1(2.0)), rel=0.03)
-
-
-def test_correlation_map_fixes_one_and_has_slope_chi1():
-    assert float(dw.correlation_map(1.0, 2.0, 0.3)) == pytest.approx(1.0, abs=1e-12)
-    eps = 1e-4
-    slope = (1.0 - float(dw.correlation_map(1.0 - eps, 2.0, 0.3))) / eps
-    assert slope == pytest.approx(float(dw.chi1(2.0, 0.3)), rel=2e-2)
+    assert q_sim[-5:].mean() == pytest.approx(float(mf.fixed_point(2.0)), rel=0.03)
+    assert stretch[-10:].mean() == pytest.approx(float(mf.chi1(2.0)), rel=0.03)
 
 
 def test_circle_length_follows_mean_field():
@@ -169,13 +128,8 @@ def test_relative_error_of_a_constant_prediction_is_about_one():
         (lambda: dw.teacher_data(dw.make_teacher(1.0), 0), "n_samples"),
         (lambda: dw.teacher_data(torch.nn.Linear(5, 1), 10), "teacher"),
         (lambda: dw.relative_error(torch.zeros(3, 1), torch.zeros(4, 1)), "target"),
-        (lambda: dw.length_map(1.0, -1.0), "sigma_w"),
-        (lambda: dw.length_map(-1.0, 1.0), "q"),
-        (lambda: dw.chi1(1.0, -0.5), "sigma_b"),
-        (lambda: dw.correlation_map(1.5, 2.0), "c"),
         (lambda: dw.simulate_wide_network(2.0, width=0), "width"),
         (lambda: dw.simulate_correlation(2.0, 1.0, 0.0), "c0"),
-        (lambda: dw.iterate_correlation(1.5, 2.0, 0.3, 5), "c0"),
         (lambda: dw.circle_through_network(1.0, depth=1), "depth"),
         (lambda: dw.power_law_fit([1, 2], [1, -1]), "positive"),
         (lambda: dw.width_for_error(1e-6, 0.5, 1.0), "exponent"),
@@ -219,5 +173,5 @@ def test_simulated_correlation_follows_the_correlation_map(sigma_w, sigma_b):
         ],
         axis=0,
     )
-    theory = dw.iterate_correlation(0.5, sigma_w, sigma_b, 10)
+    theory = mf.iterate_correlation(0.5, sigma_w, sigma_b, 10)
     np.testing.assert_allclose(simulated, theory, atol=0.05)

@@ -8,20 +8,13 @@ import pytest
 import torch
 
 from whydeep import initialization as ini
+from whydeep import meanfield as mf
+from whydeep.data import load_digits
 from whydeep.nets import linear_layers
 from whydeep.plotting import log_slope
 
 N_LAYERS = 50
 WIDTH = 500
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small matrix products run faster on one thread than on two that wait on each other
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_single_layer_variance_matches_fan_in_rule():
@@ -159,11 +152,11 @@ def test_tanh_differs_as_the_page_says():
     at = _forward("tanh", 1.0, 1)
     assert log_slope(np.arange(10, N_LAYERS + 1), at[10:]) == pytest.approx(-1, abs=0.2)
     assert at[N_LAYERS] * 2 * N_LAYERS == pytest.approx(1, rel=0.3)
-    mean_field = ini.mean_field_profile("tanh", 1.0, N_LAYERS)
+    mean_field = mf.length_profile(1.0, 1.0, n_steps=N_LAYERS)  # sigma_w = 1
     assert np.allclose(at, mean_field, rtol=0.15)
     above = _forward("tanh", 2.0, 1)
     assert above[-1] == pytest.approx(
-        ini.mean_field_profile("tanh", math.sqrt(2), 200)[-1], rel=0.05
+        mf.length_profile(2.0, math.sqrt(2), n_steps=200)[-1] / 2, rel=0.05
     )
     assert above.max() <= 1.0
     assert _forward("tanh", 0.5, 1)[-1] < 1e-12
@@ -210,18 +203,16 @@ def test_backward_pass_matches_autograd_and_fan_out_rule():
 
 
 def test_edge_of_chaos_at_sigma_one():
-    assert ini.tanh_fixed_point(0.9) == 0.0
-    assert ini.tanh_chi1(1.0) == pytest.approx(1.0, abs=1e-9)
-    assert ini.tanh_chi1(0.8) == pytest.approx(0.64, abs=1e-9)
-    assert ini.tanh_chi1(1.5) > 1.0
-    q = ini.tanh_fixed_point(1.5)
-    assert q == pytest.approx(
-        ini.mean_field_profile("tanh", 1.5, 500, q)[-1] * 1.5**2, rel=1e-6
-    )
+    assert mf.fixed_point(0.9) == 0.0
+    assert mf.chi1(1.0) == pytest.approx(1.0, abs=1e-9)
+    assert mf.chi1(0.8) == pytest.approx(0.64, abs=1e-9)
+    assert mf.chi1(1.5) > 1.0
+    q = float(mf.fixed_point(1.5))
+    assert q == pytest.approx(mf.length_profile(q, 1.5, n_steps=500)[-1], rel=1e-12)
 
 
 def test_classifier_and_digits():
-    x_train, _y_train, x_test, y_test, images = ini.load_digits_split()
+    x_train, _y_train, x_test, y_test, images = load_digits().to_torch()
     assert x_train.shape[1] == 64 and images.shape[1:] == (8, 8)
     assert len(x_test) == len(y_test) == len(images)
     assert torch.allclose(x_train.mean(0), torch.zeros(64), atol=1e-5)
@@ -242,7 +233,6 @@ def test_classifier_and_digits():
         lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"),
         lambda: ini.ensemble_profiles([10, 10], "gelu"),
         lambda: ini.single_layer_moments(0, 1.0, 1.0),
-        lambda: ini.mean_field_profile("tanh", -1.0, 3),
         lambda: ini.classifier([64], "relu"),
     ],
 )
@@ -271,7 +261,7 @@ def test_glorot_factors_multiply_to_at_most_one():
 
 
 def test_he_trains_the_digits_and_a_tiny_init_does_not():
-    x_train, y_train, x_test, y_test, _ = ini.load_digits_split(0.25, seed=0)
+    x_train, y_train, x_test, y_test, _ = load_digits(0.25, seed=0).to_torch()
     accuracy, loss = {}, {}
     for scale in (1.0, 0.01):
         net = ini.initialize_(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -74,17 +73,6 @@ def test_weight_standard_deviation_is_sigma_over_sqrt_fan_in():
         assert measured == pytest.approx(expected, rel=0.02)
 
 
-def test_set_seed_reproduces_numpy_torch_and_networks():
-    nets.set_seed(7)
-    a = (np.random.rand(3), torch.rand(3), nets.mlp(3, 4, 3))  # noqa: NPY002
-    nets.set_seed(7)
-    b = (np.random.rand(3), torch.rand(3), nets.mlp(3, 4, 3))  # noqa: NPY002
-    np.testing.assert_array_equal(a[0], b[0])
-    assert torch.equal(a[1], b[1])
-    for p, q in zip(a[2].parameters(), b[2].parameters(), strict=True):
-        assert torch.equal(p, q)
-
-
 def test_batched_members_equal_their_own_networks():
     torch.manual_seed(0)
     batched = nets.BatchedMLP(3, [1, 4, 9], depth=4, dtype=torch.float64)
@@ -129,8 +117,6 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, message):
 
 
 def test_bad_arguments_elsewhere():
-    with pytest.raises(ValueError, match="seed"):
-        nets.set_seed(-1)
     with pytest.raises(ValueError, match="widths"):
         nets.BatchedMLP(3, [], depth=2)
     with pytest.raises(ValueError, match="depth"):

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from whydeep import plotting
+from whydeep import _runtime, plotting
 
 
 def test_style_ships_with_the_package_and_needs_no_network():
@@ -35,7 +35,7 @@ def _draw(fig, a, b="x"):
 
 
 def test_static_slider_embeds_every_frame_and_one_control_per_parameter(monkeypatch):
-    monkeypatch.setenv(plotting.BUILD_ENV, "1")
+    monkeypatch.setenv(_runtime.BUILD_ENV, "1")
     html = plotting.interactive(_draw, {"a": [1, 2, 3], "b": ["p", "q"]}).data
     assert html.count('type="range"') == 2
     frames = re.search(r"var frames=(\[.*?\]);", html).group(1)
@@ -57,7 +57,7 @@ def test_initial_value_selects_the_first_frame_shown():
 
 def test_live_kernel_gets_widgets(monkeypatch):
     widgets = pytest.importorskip("ipywidgets")
-    monkeypatch.delenv(plotting.BUILD_ENV, raising=False)
+    monkeypatch.delenv(_runtime.BUILD_ENV, raising=False)
     shown = plotting.interactive(_draw, {"a": [1, 2]})
     assert isinstance(shown.widget, widgets.interactive)
     plt.close("all")

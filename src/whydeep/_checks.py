@@ -58,3 +58,47 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
         expected = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {expected}, got {value!r}")
     return value
+
+
+def check_seed(seed, name: str = "seed"):
+    """Return ``seed`` if it is a non-negative int or a generator (NumPy's or
+    PyTorch's), or raise ``ValueError`` naming ``name``."""
+    import numpy as np
+    import torch
+
+    if isinstance(seed, torch.Generator | np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(
+            f"{name} must be an integer >= 0 or a random generator, got {seed!r}"
+        )
+    return int(seed)
+
+
+def torch_generator(seed, name: str = "seed"):
+    """The book's one ``seed`` convention, for PyTorch: an int gives a fresh
+    ``torch.Generator`` seeded with it; a ``torch.Generator`` is used as it is
+    (its state advances), so that several calls can share one stream."""
+    import torch
+
+    seed = check_seed(seed, name)
+    if isinstance(seed, torch.Generator):
+        return seed
+    if not isinstance(seed, int):
+        raise ValueError(f"{name} must be an int or a torch.Generator, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def numpy_generator(seed, name: str = "seed"):
+    """As :func:`torch_generator`, for NumPy: an int gives
+    ``numpy.random.default_rng(seed)``, a ``numpy.random.Generator`` is used as it is."""
+    import numpy as np
+
+    seed = check_seed(seed, name)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if not isinstance(seed, int):
+        raise ValueError(
+            f"{name} must be an int or a numpy.random.Generator, got {seed!r}"
+        )
+    return np.random.default_rng(seed)

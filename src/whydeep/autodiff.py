@@ -5,8 +5,8 @@ A composition ``f_L ∘ … ∘ f_1`` with dimensions ``d_0, …, d_L`` has the 
 taken in decides the cost: from the input side (forward mode), from the output side
 (reverse mode), or any other bracketing (the matrix-chain problem). This module
 counts those costs, measures them on PyTorch's ``torch.func`` transforms, computes
-Hessian-vector products, and holds two small pieces of machinery written out in
-full: a scalar reverse-mode engine and a NumPy network with hand-derived gradients.
+Hessian-vector products, checks the scalar engine of :mod:`whydeep.engine` against
+``torch.autograd``, and holds a NumPy network with hand-derived gradients.
 
 A bracketing of the factors ``J_L ⋯ J_1`` is a binary tree: a leaf is the factor's
 index ``l`` (1-based) and a pair ``(left, right)`` is the product ``left @ right``,
@@ -28,8 +28,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._checks import check_float, check_int
-from .training import single_thread
+from ._checks import check_float, check_int, numpy_generator, torch_generator
+from ._runtime import single_thread
+from .engine import Scalar
 
 # ---------------------------------------------------------------------------
 # Chains of Jacobians: counting multiply-adds
@@ -235,7 +236,7 @@ def random_tanh_layers(
     """
     d = check_dims(dims)
     seed = check_int("seed", seed, minimum=0)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     weights = [
         torch.randn(a, b, generator=gen, dtype=dtype) / math.sqrt(a)
         for a, b in itertools.pairwise(d)
@@ -300,19 +301,6 @@ def min_time(fn: Callable, *args, repeats: int = 3) -> float:
     return best
 
 
-def run_single_threaded() -> None:
-    """Make PyTorch and NumPy's BLAS use one thread from now on.
-
-    The matrices in this chapter are small: a second thread saves little
-    arithmetic, and on a busy machine waiting for it can cost a hundred times the
-    work itself. Timings are also steadier on one thread.
-    """
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(limits=1)
-
-
 _SWEEP_KEYS = ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
 
 
@@ -351,7 +339,7 @@ def _sweep(dims_list, repeats, seed, out) -> None:
             1,
             dims[0],
             dtype=torch.float64,
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch_generator(seed),
         )
         jac_fwd, jac_rev = torch.func.jacfwd(f), torch.func.jacrev(f)
         out["forward_ops"].append(count_multiply_adds(jac_fwd, x))
@@ -454,7 +442,7 @@ def memory_sweep(
         raise ValueError("depths must list at least one depth, got []")
     width = check_int("width", width, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch_generator(seed)
     keys = ("saved", "predicted", "peak_reverse", "peak_forward", "saved_forward")
     out = {k: [] for k in keys}
     for depth in depths:
@@ -569,7 +557,7 @@ def hvp_costs(
         ``{'loss' | 'gradient' | 'forward-over-reverse' | 'reverse-over-reverse':
         (multiply_adds, seconds)}``.
     """
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch_generator(seed)
     v = torch.randn(w.shape, generator=gen, dtype=w.dtype)
     calls = {
         "loss": (loss, w),
@@ -606,7 +594,7 @@ def top_hessian_eigenvalue(
         raise ValueError(f"w must be a vector, got shape {tuple(w.shape)}")
     n_iter = check_int("n_iter", n_iter, minimum=1)
     tol = check_float("tol", tol, positive=True)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch_generator(seed)
     v = torch.randn(w.shape, generator=gen, dtype=w.dtype)
     v = v / v.norm()
     eigenvalue = 0.0
@@ -621,98 +609,8 @@ def top_hessian_eigenvalue(
 
 
 # ---------------------------------------------------------------------------
-# A scalar reverse-mode engine
+# Random expressions for the scalar engine (whydeep.engine)
 # ---------------------------------------------------------------------------
-
-
-class Scalar:
-    """A number that remembers how it was computed, for reverse-mode differentiation."""
-
-    def __init__(self, data: float, parents: tuple = ()) -> None:
-        self.data = float(data)
-        self.grad = 0.0
-        self._parents = parents
-        self._backward = lambda: None  # adds this node's grad into its parents' grads
-
-    def __add__(self, other):
-        other = other if isinstance(other, Scalar) else Scalar(other)
-        out = Scalar(self.data + other.data, (self, other))
-
-        def backward():
-            self.grad += out.grad
-            other.grad += out.grad
-
-        out._backward = backward
-        return out
-
-    def __mul__(self, other):
-        other = other if isinstance(other, Scalar) else Scalar(other)
-        out = Scalar(self.data * other.data, (self, other))
-
-        def backward():
-            self.grad += other.data * out.grad
-            other.grad += self.data * out.grad
-
-        out._backward = backward
-        return out
-
-    def __pow__(self, exponent: float):
-        out = Scalar(self.data**exponent, (self,))
-
-        def backward():
-            self.grad += exponent * self.data ** (exponent - 1) * out.grad
-
-        out._backward = backward
-        return out
-
-    def tanh(self):
-        out = Scalar(math.tanh(self.data), (self,))
-
-        def backward():
-            self.grad += (1.0 - out.data**2) * out.grad
-
-        out._backward = backward
-        return out
-
-    def relu(self):
-        out = Scalar(max(self.data, 0.0), (self,))
-
-        def backward():
-            self.grad += (self.data > 0) * out.grad
-
-        out._backward = backward
-        return out
-
-    def backward(self) -> None:
-        """Fill ``.grad`` of every node this one depends on with d(self)/d(node)."""
-        order, visited = [], set()
-
-        def visit(node):  # depth-first: a node enters the order after its parents
-            if id(node) not in visited:
-                visited.add(id(node))
-                for parent in node._parents:
-                    visit(parent)
-                order.append(node)
-
-        visit(self)
-        self.grad = 1.0
-        for node in reversed(order):
-            node._backward()
-
-    def __neg__(self):
-        return self * -1.0
-
-    def __sub__(self, other):
-        return self + (-other)
-
-    def __truediv__(self, other):
-        return self * other**-1
-
-    __radd__ = __add__
-    __rmul__ = __mul__
-
-    def __repr__(self) -> str:
-        return f"Scalar(data={self.data:.6g}, grad={self.grad:.6g})"
 
 
 OPERATIONS = ("add", "mul", "pow", "tanh", "relu")
@@ -726,7 +624,7 @@ def random_program(n_inputs: int, n_ops: int, seed: int = 0) -> list[tuple]:
     """
     n_inputs = check_int("n_inputs", n_inputs, minimum=1)
     n_ops = check_int("n_ops", n_ops, minimum=1)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     program = []
     for k in range(n_ops):
         n_nodes = n_inputs + k
@@ -766,7 +664,7 @@ def engine_vs_autograd(
     """Largest |gradient of :class:`Scalar` − gradient of ``torch.autograd``| (float64)
     over ``n_expressions`` random expressions at random inputs in [-1, 1]."""
     n_expressions = check_int("n_expressions", n_expressions, minimum=1)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     worst = 0.0
     for k in range(n_expressions):
         program = random_program(n_inputs, n_ops, seed=seed + k)
@@ -790,41 +688,11 @@ def engine_vs_autograd(
 DIGITS_SIZES = (64, 32, 32, 10)
 
 
-def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
-    """scikit-learn's bundled 8×8 digits, pixels scaled to [0, 1], split stratified.
-
-    Returns
-    -------
-    x_train : ndarray, shape (n_train, 64)
-    y_train : ndarray of int, shape (n_train,)
-    x_test : ndarray, shape (n_test, 64)
-    y_test : ndarray of int, shape (n_test,)
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    test_fraction = check_float(
-        "test_fraction", test_fraction, minimum=0.05, maximum=0.95
-    )
-    seed = check_int("seed", seed, minimum=0)
-    digits = load_digits()
-    x = digits.data / 16.0
-    return tuple(
-        train_test_split(
-            x,
-            digits.target,
-            test_size=test_fraction,
-            random_state=seed,
-            stratify=digits.target,
-        )
-    )
-
-
 def init_params(sizes: Sequence[int] = DIGITS_SIZES, seed: int = 0) -> list[np.ndarray]:
     """``[W_1, b_1, …, W_L, b_L]`` with ``W_l ~ N(0, 1/max(n_in, n_out))`` of shape
     ``(n_in, n_out)`` and zero biases."""
     sizes = check_dims(sizes)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
         params.append(
@@ -987,7 +855,7 @@ def finite_difference_check(
     every parameter array, for the mean cross-entropy on ``(x, y)``."""
     n_entries = check_int("n_entries", n_entries, minimum=1)
     eps = check_float("eps", eps, positive=True)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     params = [p.copy() for p in params]
     worst = 0.0
     for p, g in zip(params, grads, strict=True):
@@ -1020,9 +888,7 @@ def sgd_epoch(
     _check_params(params)
     lr = check_float("lr", lr, positive=True)
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    order = np.random.default_rng(check_int("seed", seed, minimum=0)).permutation(
-        len(y)
-    )
+    order = numpy_generator(seed).permutation(len(y))
     if batch_size == 1:
         for i in order:
             _, grads = sample_gradients(params, x[i], int(y[i]))

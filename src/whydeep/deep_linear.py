@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_float, check_int
-from .training import single_thread
+from ._checks import check_float, check_int, numpy_generator, torch_generator
+from ._runtime import single_thread
 
 #: The items at the leaves of the default tree, in leaf order: two fish, two
 #: birds, two flowers, two trees.
@@ -106,7 +106,7 @@ def sample_tree_features(
     n_levels, n_branches = _check_tree(n_levels, n_branches)
     p = check_float("flip_probability", flip_probability, minimum=0.0, maximum=1.0)
     seed = check_int("seed", seed, minimum=0)
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(seed)
     parents = tree_parents(n_levels, n_branches)
     flip_prob = np.full(parents.size, p)
     flip_prob[0] = 0.5  # the root's sign is a fair coin
@@ -219,7 +219,7 @@ def init_weights(
         raise ValueError(f"sizes must list at least two layers, got {sizes!r}")
     gamma = check_float("gamma", gamma, nonnegative=True)
     seed = check_int("seed", seed, minimum=0)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     weights = []
     for n_in, n_out in itertools.pairwise(sizes):
         std = gamma / math.sqrt(n_in + n_out)

@@ -7,8 +7,8 @@ Poole et al. (2016) says why: below a critical scale a deep random network is
 nearly linear (ordered), above it nearby inputs are driven apart layer after
 layer (chaotic). This module holds the teacher and its data, the students'
 training (a batched Levenberg–Marquardt fit, see
-:func:`whydeep.training.fit_levenberg_marquardt`), the mean-field maps and the
-simulations that check them.
+:func:`whydeep.training.fit_levenberg_marquardt`), and the simulations of wide
+random networks that check the mean-field maps of :mod:`whydeep.meanfield`.
 
 Conventions follow :mod:`whydeep.nets`: depth counts the input as a layer, weights
 are N(0, sigma**2 / fan_in), and pre-activations obey
@@ -17,45 +17,16 @@ are N(0, sigma**2 / fan_in), and pre-activations obey
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ._checks import check_float, check_int
-from .nets import BatchedMLP, mlp
-from .plotting import in_book_build
+from ._checks import check_float, check_int, numpy_generator, torch_generator
+from ._runtime import progress_bar
+from .meanfield import chi1, fixed_point, length_map
+from .nets import BatchedMLP, mlp, phi_prime
 from .training import History, fit_levenberg_marquardt
-
-#: Points of the Gauss–Hermite rule for expectations over one standard normal.
-N_NODES = 201
-
-
-def _progress_bar(max_steps: int, description: str):
-    """A progress callback drawing an ``ipywidgets`` bar in a live notebook;
-    ``None`` in a script, under pytest and while the book is built."""
-    if in_book_build():
-        return None
-    try:
-        import ipywidgets
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        return None
-    shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):
-        return None
-    bar = ipywidgets.IntProgress(min=0, max=max_steps, description=description)
-    display(bar)
-
-    def update(step: int, n_training: int) -> None:
-        bar.value = step
-        if n_training == 0:
-            bar.bar_style = "success"
-
-    return update
-
 
 # ----------------------------------------------------------------------------
 # teacher, data, students
@@ -77,7 +48,7 @@ def make_teacher(
     """
     sigma = check_float("sigma", sigma, positive=True)
     seed = check_int("seed", seed, minimum=0)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     return mlp(
         n_in,
         width,
@@ -106,7 +77,7 @@ def teacher_data(teacher, n_samples: int, *, seed: int = 0):
             f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
         )
     n_in = teacher[0].in_features
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     x = torch.randn(n_samples, n_in, generator=generator, dtype=torch.float64)
     with torch.no_grad():
         y = teacher(x)
@@ -213,7 +184,7 @@ def train_students(
         "min_examples_per_param", min_examples_per_param, nonnegative=True
     )
     n_in = x_train.shape[1]
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     model = BatchedMLP(
         n_in,
         widths,
@@ -237,7 +208,7 @@ def train_students(
         max_steps=max_steps,
         tol=tol,
         patience=patience,
-        callback=_progress_bar(max_steps, "training"),
+        callback=progress_bar(max_steps, "training"),
     )
     with torch.no_grad():
         train_error = relative_error(model(x_train), y_train)
@@ -284,118 +255,6 @@ def width_for_error(target: float, exponent: float, prefactor: float) -> float:
 # ----------------------------------------------------------------------------
 # mean-field theory
 # ----------------------------------------------------------------------------
-
-
-@functools.cache
-def _hermite(n_nodes: int = N_NODES):
-    """Nodes and weights with ``sum(w * f(z)) ≈ E[f(z)]``, z ~ N(0, 1)."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
-    nodes.flags.writeable = False
-    weights = weights / np.sqrt(2.0 * np.pi)
-    weights.flags.writeable = False
-    return nodes, weights
-
-
-def _gauss_mean(f, q):
-    """E[f(sqrt(q) z)] for an array ``q >= 0``, z ~ N(0, 1)."""
-    nodes, weights = _hermite()
-    q = np.asarray(q, dtype=float)
-    return f(np.sqrt(q)[..., None] * nodes) @ weights
-
-
-def _tanh_slope(u):
-    return 1.0 - np.tanh(u) ** 2
-
-
-def _check_sigmas(sigma_w, sigma_b):
-    sigma_w = np.asarray(sigma_w, dtype=float)
-    sigma_b = np.asarray(sigma_b, dtype=float)
-    if not np.all(np.isfinite(sigma_w)) or np.any(sigma_w <= 0):
-        raise ValueError(f"sigma_w must be finite and > 0, got {sigma_w!r}")
-    if not np.all(np.isfinite(sigma_b)) or np.any(sigma_b < 0):
-        raise ValueError(f"sigma_b must be finite and >= 0, got {sigma_b!r}")
-    return np.broadcast_arrays(sigma_w, sigma_b)
-
-
-def length_map(q, sigma_w, sigma_b=0.0):
-    """One step of the length map, ``sigma_w**2 E[tanh(sqrt(q) z)**2] + sigma_b**2``.
-
-    ``q`` is the mean squared pre-activation of a layer; the result is that of
-    the next layer of an infinitely wide random network. Broadcasts over arrays.
-    """
-    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
-    q = np.asarray(q, dtype=float)
-    if np.any(q < 0):
-        raise ValueError(f"q must be >= 0, got {q!r}")
-    return sigma_w**2 * _gauss_mean(lambda u: np.tanh(u) ** 2, q) + sigma_b**2
-
-
-def length_fixed_point(sigma_w, sigma_b=0.0):
-    """The stable fixed point ``q*`` of :func:`length_map` (arrays broadcast).
-
-    Found by bisection of ``length_map(q) - q`` on ``[0, sigma_w**2 + sigma_b**2]``.
-    Without bias and for ``sigma_w <= 1`` it is 0: the signal dies out.
-    """
-    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
-    low = np.zeros(sigma_w.shape)
-    high = sigma_w**2 + sigma_b**2
-    for _ in range(64):
-        mid = 0.5 * (low + high)
-        above = length_map(mid, sigma_w, sigma_b) > mid
-        low = np.where(above, mid, low)
-        high = np.where(above, high, mid)
-    return 0.5 * (low + high)
-
-
-def chi1(sigma_w, sigma_b=0.0, q=None):
-    """Mean squared slope of one layer, ``sigma_w**2 E[tanh'(sqrt(q) z)**2]``.
-
-    At ``q = q*`` (the default) this is the factor by which the squared distance
-    between two infinitesimally close inputs changes per layer: below 1 they
-    merge (order), above 1 they separate (chaos).
-    """
-    sigma_w, sigma_b = _check_sigmas(sigma_w, sigma_b)
-    if q is None:
-        q = length_fixed_point(sigma_w, sigma_b)
-    return sigma_w**2 * _gauss_mean(lambda u: _tanh_slope(u) ** 2, q)
-
-
-def correlation_map(c, sigma_w, sigma_b=0.0):
-    """Correlation of two inputs one layer deeper, both at length ``q*``.
-
-    ``c`` is the correlation of their pre-activations (array, values in [-1, 1]);
-    ``sigma_w`` and ``sigma_b`` are scalars. Where ``q* = 0`` the network is linear
-    around its fixed point and the map is the identity.
-    """
-    sigma_w = check_float("sigma_w", sigma_w, positive=True)
-    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
-    c = np.asarray(c, dtype=float)
-    if np.any(np.abs(c) > 1):
-        raise ValueError(f"c must lie in [-1, 1], got {c!r}")
-    q_star = float(length_fixed_point(sigma_w, sigma_b))
-    if q_star == 0.0:
-        return c.copy()
-    nodes, weights = _hermite(41)
-    z1, z2 = nodes[:, None], nodes[None, :]
-    w2 = weights[:, None] * weights[None, :]
-    root = np.sqrt(q_star)
-    u1 = np.tanh(root * z1)
-    cc = c[..., None, None]
-    u2 = np.tanh(root * (cc * z1 + np.sqrt(1 - cc**2) * z2))
-    joint = (u1 * u2 * w2).sum(axis=(-2, -1))
-    # normalise with the same quadrature, so that c = 1 maps exactly to 1
-    same = (u1**2 * weights[:, None]).sum()
-    return (sigma_w**2 * joint + sigma_b**2) / (sigma_w**2 * same + sigma_b**2)
-
-
-def iterate_correlation(c0: float, sigma_w: float, sigma_b: float, n_layers: int):
-    """``c0`` followed by ``n_layers`` applications of :func:`correlation_map`."""
-    c0 = check_float("c0", c0, minimum=-1.0, maximum=1.0)
-    n_layers = check_int("n_layers", n_layers, minimum=1)
-    out = [c0]
-    for _ in range(n_layers):
-        out.append(float(correlation_map(out[-1], sigma_w, sigma_b)))
-    return np.array(out)
 
 
 def predicted_length_growth(sigma_w: float, q_first: float, n_layers: int):
@@ -456,13 +315,13 @@ def simulate_wide_network(
     n_layers = check_int("n_layers", n_layers, minimum=2)
     q_first = check_float("q_first", q_first, positive=True)
     n_inputs = check_int("n_inputs", n_inputs, minimum=1)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     weights, biases = _random_layers(width, n_layers - 1, sigma_w, sigma_b, rng)
     h = rng.standard_normal((n_inputs, width)) * np.sqrt(q_first)
     v = rng.standard_normal((n_inputs, width))
     q, stretch = [np.mean(h**2)], []
     for w, b in zip(weights, biases, strict=True):
-        v_next = (_tanh_slope(h) * v) @ w.T
+        v_next = (phi_prime("tanh", h) * v) @ w.T
         h = np.tanh(h) @ w.T + b
         stretch.append(np.mean(np.sum(v_next**2, 1) / np.sum(v**2, 1)))
         # renormalise so that a shrinking perturbation does not underflow
@@ -489,8 +348,8 @@ def simulate_correlation(
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
     width = check_int("width", width, minimum=1)
     n_layers = check_int("n_layers", n_layers, minimum=1)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
-    q_star = max(float(length_fixed_point(sigma_w, sigma_b)), 1e-6)
+    rng = numpy_generator(seed)
+    q_star = max(float(fixed_point(sigma_w, sigma_b)), 1e-6)
     u, v = rng.standard_normal((2, width))
     h1 = np.sqrt(q_star) * u
     h2 = np.sqrt(q_star) * (c0 * u + np.sqrt(1 - c0**2) * v)
@@ -526,7 +385,7 @@ def circle_through_network(
     width = check_int("width", width, minimum=1)
     depth = check_int("depth", depth, minimum=2)
     n_points = check_int("n_points", n_points, minimum=3)
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    rng = numpy_generator(seed)
     theta = np.linspace(0.0, 2.0 * np.pi, n_points, endpoint=False)
     x = np.stack([np.cos(theta), np.sin(theta)], axis=1)
     dx = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
@@ -535,7 +394,7 @@ def circle_through_network(
     h, dh = x @ w_first.T, dx @ w_first.T
     pre, lengths = [h], [np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi]
     for w in weights:
-        dh = (_tanh_slope(h) * dh) @ w.T
+        dh = (phi_prime("tanh", h) * dh) @ w.T
         h = np.tanh(h) @ w.T
         pre.append(h)
         lengths.append(np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi)
@@ -613,7 +472,7 @@ def fit_by_continuation(
     if not sigmas:
         raise ValueError("sigmas must hold at least one value, got []")
     width = check_int("width", width, minimum=1)
-    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    generator = torch_generator(seed)
     model = BatchedMLP(
         x_train.shape[1],
         [width] * n_starts,
@@ -634,7 +493,7 @@ def fit_by_continuation(
             x,
             y,
             max_steps=max_steps,
-            callback=_progress_bar(max_steps, f"σ = {sigma:.2f}"),
+            callback=progress_bar(max_steps, f"σ = {sigma:.2f}"),
         )
         with torch.no_grad():
             stage_errors.append(relative_error(model(x), y))

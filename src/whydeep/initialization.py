@@ -5,9 +5,9 @@ multiplies the second moment of its input by ``fan_in * std**2`` on the way
 forward and the second moment of the gradient by ``fan_out * std**2`` on the way
 back. Every rule here is a choice of ``std`` that sets one of those factors (or a
 compromise between them) to one, corrected by a *gain* for the activation that
-follows the layer. The module gives the rules, applies them to networks, measures
-second moments and gradients layer by layer, and computes the mean-field
-prediction that the measurements are compared with.
+follows the layer. The module gives the rules, applies them to networks, and
+measures second moments and gradients layer by layer, to compare with the
+mean-field predictions of :mod:`whydeep.meanfield`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import brentq
 from torch import nn
 
-from ._checks import check_choice, check_float, check_int
+from ._checks import check_choice, check_float, check_int, torch_generator
+from .nets import ACTIVATION_TABLE, ACTIVATIONS, phi, phi_prime
 from .training import History, fit
-
-ACTIVATIONS = ("linear", "tanh", "relu")
 
 #: Rule name -> the factor that multiplies the gain to give the standard deviation.
 RULES = ("fan_in", "fan_out", "glorot", "sum_fan", "max_fan", "uniform_heuristic")
-
-_ACTIVATION_MODULES = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def activation_gain(activation: str) -> float:
@@ -165,7 +161,7 @@ def layer_stack(
     modules: list[nn.Module] = []
     for fan_in, fan_out in itertools.pairwise(widths):
         modules += [nn.Linear(fan_in, fan_out, bias=False, dtype=dtype)]
-        modules += [_ACTIVATION_MODULES[activation]()]
+        modules += [ACTIVATION_TABLE[activation][0]()]
     net = nn.Sequential(*modules)
     return initialize_(
         net,
@@ -262,21 +258,11 @@ def propagate(
     )
 
 
-def _activate(activation: str, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``phi(a)`` and ``phi'(a)`` for the book's activations."""
-    if activation == "tanh":
-        h = torch.tanh(a)
-        return h, 1.0 - h * h
-    if activation == "relu":
-        return a.clamp(min=0.0), (a > 0).to(a.dtype)
-    return a, torch.ones_like(a)
-
-
 def _layer_weights(
     seed: int, layer: int, n_networks: int, fan_in: int, fan_out: int, std: float
 ):
     # one generator per layer: a layer's weights do not depend on the widths of the others
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + layer)
+    generator = torch_generator(seed * 1_000_003 + layer)
     return torch.randn(n_networks, fan_out, fan_in, generator=generator) * std
 
 
@@ -373,7 +359,7 @@ def ensemble_profiles(
         * math.sqrt(variance_scale)
         for fan_in, fan_out in itertools.pairwise(widths)
     ]
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     h = torch.randn(n_networks, n_samples, widths[0], generator=generator)
     forward, slopes, kept_a, weights = [h.pow(2).mean(dim=(1, 2))], [], {}, []
     for layer in range(1, n_layers + 1):
@@ -383,7 +369,7 @@ def ensemble_profiles(
         if backward:
             weights.append(w)
         a = torch.bmm(h, w.transpose(1, 2))
-        h, slope = _activate(activation, a)
+        h, slope = phi(activation, a), phi_prime(activation, a)
         slopes.append(slope)
         forward.append(h.pow(2).mean(dim=(1, 2)))
         if layer in keep:
@@ -450,74 +436,6 @@ def single_layer_moments(
     }
 
 
-# Gauss–Hermite nodes for E[f(z)], z ~ N(0, 1): exact for polynomials of degree < 2*101.
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(101)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-
-
-def _phi(activation: str, a: np.ndarray) -> np.ndarray:
-    if activation == "tanh":
-        return np.tanh(a)
-    if activation == "relu":
-        return np.maximum(a, 0.0)
-    return a
-
-
-def mean_field_profile(
-    activation: str, sigma_w: float, n_layers: int, input_second_moment: float = 1.0
-) -> np.ndarray:
-    """Infinite-width prediction of ``E[(h^l)^2]`` through a :func:`layer_stack`.
-
-    Weights have variance ``sigma_w**2 / fan_in``; then ``a^l`` is Gaussian with
-    variance ``q_l = sigma_w**2 * E[(h^(l-1))^2]`` and ``E[(h^l)^2] = E[phi(sqrt(q_l) z)^2]``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n_layers + 1,)``, the input's second moment first.
-    """
-    check_choice("activation", activation, ACTIVATIONS)
-    sigma_w = check_float("sigma_w", sigma_w, positive=True)
-    n_layers = check_int("n_layers", n_layers, minimum=1)
-    m = check_float("input_second_moment", input_second_moment, positive=True)
-    profile = [m]
-    for _ in range(n_layers):
-        q = sigma_w**2 * m
-        m = float(_WEIGHTS @ _phi(activation, math.sqrt(q) * _NODES) ** 2)
-        profile.append(m)
-    return np.array(profile)
-
-
-def tanh_fixed_point(sigma_w: float) -> float:
-    """Fixed point ``q*`` of the pre-activation variance of a bias-free tanh network.
-
-    Solves ``q = sigma_w**2 * E[tanh(sqrt(q) z)**2]``. The only solution is
-    ``q* = 0`` for ``sigma_w <= 1``; above, a positive one appears.
-    """
-    sigma_w = check_float("sigma_w", sigma_w, positive=True)
-    if sigma_w <= 1.0:
-        return 0.0
-
-    def excess(q):
-        return (
-            sigma_w**2 * float(_WEIGHTS @ np.tanh(math.sqrt(q) * _NODES) ** 2) / q - 1.0
-        )
-
-    return brentq(excess, 1e-12, sigma_w**2 + 1.0, xtol=1e-14, rtol=1e-12)
-
-
-def tanh_chi1(sigma_w: float) -> float:
-    """Mean-field ``chi_1 = sigma_w**2 * E[tanh'(sqrt(q*) z)**2]`` at the fixed point.
-
-    ``chi_1`` is the factor by which a layer stretches a small perturbation
-    (squared length) once the variance has settled: below one nearby inputs
-    converge (order), above one they separate (chaos).
-    """
-    q_star = tanh_fixed_point(sigma_w)
-    slope = 1.0 / np.cosh(math.sqrt(q_star) * _NODES) ** 2
-    return float(sigma_w**2 * (_WEIGHTS @ slope**2))
-
-
 def perturbation_growth(net: nn.Sequential, x: torch.Tensor, direction: torch.Tensor):
     """Per-layer growth of an infinitesimal perturbation of the inputs.
 
@@ -556,49 +474,8 @@ def classifier(sizes, activation: str = "relu", *, bias: bool = True) -> nn.Sequ
     for k, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         modules.append(nn.Linear(fan_in, fan_out, bias=bias))
         if k < len(sizes) - 2:
-            modules.append(_ACTIVATION_MODULES[activation]())
+            modules.append(ACTIVATION_TABLE[activation][0]())
     return nn.Sequential(*modules)
-
-
-def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
-    """scikit-learn's bundled 8x8 digits, split, standardised with training statistics.
-
-    Returns
-    -------
-    x_train, y_train, x_test, y_test, images_test
-        Float32 inputs of shape ``(n, 64)``, int64 labels, and the raw test images
-        ``(n_test, 8, 8)`` (values 0–16) for display.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    test_fraction = check_float(
-        "test_fraction", test_fraction, minimum=0.05, maximum=0.95
-    )
-    seed = check_int("seed", seed, minimum=0)
-    digits = load_digits()
-    idx_train, idx_test = train_test_split(
-        np.arange(len(digits.target)),
-        test_size=test_fraction,
-        random_state=seed,
-        stratify=digits.target,
-    )
-    x = digits.data.astype(np.float64)
-    mean = x[idx_train].mean(axis=0)
-    # pixels that are blank in every training image have no spread to divide by
-    scale = np.where(x[idx_train].std(axis=0) > 0, x[idx_train].std(axis=0), 1.0)
-    x = (x - mean) / scale
-
-    def tensor(a, dtype):
-        return torch.as_tensor(a, dtype=dtype)
-
-    return (
-        tensor(x[idx_train], torch.float32),
-        tensor(digits.target[idx_train], torch.int64),
-        tensor(x[idx_test], torch.float32),
-        tensor(digits.target[idx_test], torch.int64),
-        digits.images[idx_test],
-    )
 
 
 def train_classifier(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 
 import numpy as np
 import torch
@@ -19,36 +18,55 @@ from torch import nn
 
 from ._checks import check_choice, check_float, check_int
 
-ACTIVATIONS = ("tanh", "relu", "linear")
 
-_ACTIVATION_MODULES = {"tanh": nn.Tanh, "relu": nn.ReLU, "linear": nn.Identity}
+def _tanh(x):
+    return torch.tanh(x) if isinstance(x, torch.Tensor) else np.tanh(x)
 
 
-def set_seed(seed: int) -> torch.Generator:
-    """Seed Python's, NumPy's and PyTorch's random number generators.
+def _tanh_slope(x):
+    return 1.0 - _tanh(x) ** 2
 
-    Parameters
-    ----------
-    seed : int
-        A non-negative integer.
 
-    Returns
-    -------
-    torch.Generator
-        A fresh generator seeded with ``seed``, for code that prefers an explicit
-        generator to the global state.
-    """
-    seed = check_int("seed", seed, minimum=0)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global state is the point)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+def _relu(x):
+    return x.clamp(min=0.0) if isinstance(x, torch.Tensor) else np.maximum(x, 0.0)
+
+
+def _relu_slope(x):
+    if isinstance(x, torch.Tensor):
+        return (x > 0).to(x.dtype)
+    return (np.asarray(x) > 0).astype(float)
+
+
+def _identity_slope(x):
+    return torch.ones_like(x) if isinstance(x, torch.Tensor) else np.ones_like(x, float)
+
+
+#: The book's activations: name -> (module class, phi, phi'). ``phi`` and ``phi'``
+#: act elementwise on NumPy arrays and on PyTorch tensors alike.
+ACTIVATION_TABLE = {
+    "tanh": (nn.Tanh, _tanh, _tanh_slope),
+    "relu": (nn.ReLU, _relu, _relu_slope),
+    "linear": (nn.Identity, lambda x: x, _identity_slope),
+}
+ACTIVATIONS = tuple(ACTIVATION_TABLE)
+
+
+def phi(name: str, x):
+    """The activation ``name`` applied to ``x`` (array or tensor)."""
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATION_TABLE[name][1](x)
+
+
+def phi_prime(name: str, x):
+    """The slope ``phi'(x)`` of the activation ``name`` (array or tensor)."""
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATION_TABLE[name][2](x)
 
 
 def activation(name: str) -> nn.Module:
     """A fresh activation module: ``'tanh'``, ``'relu'`` or ``'linear'``."""
     check_choice("activation", name, ACTIVATIONS)
-    return _ACTIVATION_MODULES[name]()
+    return ACTIVATION_TABLE[name][0]()
 
 
 def layer_sizes(n_in: int, width: int, depth: int, n_out: int = 1) -> list[int]:
@@ -154,7 +172,7 @@ def mlp(
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype))
         if i < len(sizes) - 2:
-            layers.append(_ACTIVATION_MODULES[activation]())
+            layers.append(ACTIVATION_TABLE[activation][0]())
     net = nn.Sequential(*layers)
     return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, generator=generator)
 
@@ -221,7 +239,7 @@ class BatchedMLP(nn.Module):
         sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
         self.widths = widths
         self.activation = activation
-        self._act = _ACTIVATION_MODULES[activation]()
+        self._act = ACTIVATION_TABLE[activation][0]()
         w_max = max(widths)
         sizes = layer_sizes(n_in, w_max, depth, n_out)
         k = len(widths)

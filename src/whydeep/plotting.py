@@ -16,17 +16,13 @@ import html
 import io
 import itertools
 import json
-import os
 from collections.abc import Callable, Sequence
 from importlib import resources
 
 import matplotlib as mpl
 
 from ._checks import check_int
-
-#: Environment variable that marks a build of the book (set by the build, and by
-#: the notebook checks that compare against it).
-BUILD_ENV = "WHYDEEP_BUILD"
+from ._runtime import in_book_build
 
 STYLE = "whydeep.mplstyle"
 
@@ -41,11 +37,6 @@ def use_style() -> None:
     import matplotlib.pyplot as plt
 
     plt.style.use(style_path())
-
-
-def in_book_build() -> bool:
-    """True while the book is being built (or checked against the built pages)."""
-    return os.environ.get(BUILD_ENV, "") == "1"
 
 
 def colors() -> list[str]:

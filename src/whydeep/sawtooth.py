@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_float, check_int
+from ._checks import check_float, check_int, numpy_generator, torch_generator
+from ._runtime import single_thread
 from .nets import BatchedMLP, mlp
-from .training import fit, single_thread
+from .training import fit
 
 # ---------------------------------------------------------------- boxes
 
@@ -526,7 +527,7 @@ def random_pieces(
     width = check_int("width", width, minimum=1)
     n_nets = check_int("n_nets", n_nets, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     return np.array(
         [
             [
@@ -580,7 +581,7 @@ def fit_sawtooth(
     max_steps = check_int("max_steps", max_steps, minimum=1)
     lr = check_float("lr", lr, positive=True)
     seed = check_int("seed", seed, minimum=0)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     x = torch.linspace(-2, 2, n_points, dtype=torch.float64)[:, None]
 
     def target(n_layers, n_members):
@@ -774,7 +775,7 @@ def draw_regions(ax, regions, seed: int = 0) -> None:
     from matplotlib import colormaps
     from matplotlib.collections import PolyCollection
 
-    order = np.random.default_rng(seed).permutation(len(regions))
+    order = numpy_generator(seed).permutation(len(regions))
     palette = colormaps["tab20"](np.arange(20))
     face = palette[order % 20]
     ax.add_collection(

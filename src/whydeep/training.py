@@ -9,8 +9,7 @@ steps than Adam on smooth full-batch problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,27 +17,12 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_float, check_int
+from .nets import phi, phi_prime
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 
 #: L-BFGS iterations in one step of :func:`fit` with ``optimizer='lbfgs'``.
 LBFGS_ITERATIONS_PER_STEP = 10
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one thread inside the block (or decorated function).
-
-    The book's networks are tiny: a second thread saves almost no arithmetic,
-    and on a busy machine waiting for it can cost more than the work itself.
-    The previous thread count is restored afterwards.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass
@@ -205,15 +189,6 @@ def fit(
     )
 
 
-def _activation_and_slope(name: str):
-    """The activation ``phi`` and ``phi'`` written in terms of (pre-, post-)activation."""
-    if name == "tanh":
-        return torch.tanh, lambda z, h: 1.0 - h * h
-    if name == "relu":
-        return torch.relu, lambda z, h: (z > 0).to(z.dtype)
-    return (lambda z: z), (lambda z, h: torch.ones_like(z))
-
-
 def _residuals_and_jacobian(weights, x, y, act, slope, with_jacobian=True):
     """Residuals ``(g, n, 1)`` of ``g`` same-shape scalar-output MLPs and their
     Jacobian ``(g, n, n_params)`` with respect to the flattened weights."""
@@ -233,7 +208,7 @@ def _residuals_and_jacobian(weights, x, y, act, slope, with_jacobian=True):
         block = delta[..., :, None] * hidden[i][..., None, :]
         blocks.append(block.flatten(start_dim=2))
         if i > 0:
-            delta = torch.matmul(delta, weights[i]) * slope(pre[i - 1], hidden[i])
+            delta = torch.matmul(delta, weights[i]) * slope(pre[i - 1])
     return residual, torch.cat(blocks[::-1], dim=2)
 
 
@@ -345,7 +320,13 @@ def fit_levenberg_marquardt(
             f"got {tuple(y.shape)}"
         )
     x, y = x.to(dtype), y.to(dtype)
-    act, slope = _activation_and_slope(model.activation)
+
+    def act(z):
+        return phi(model.activation, z)
+
+    def slope(z):
+        return phi_prime(model.activation, z)
+
     n_layers = len(model.weights)
 
     # compact copies: group -> member indices and unpadded weights
