@@ -10,6 +10,7 @@ layer by layer, never read off a grid.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ from torch import nn
 
 from ._checks import check_float, check_int, numpy_generator, torch_generator
 from ._runtime import single_thread
-from .nets import BatchedMLP, mlp
-from .training import fit
+from .nets import mlp, n_params
+from .training import History
 
 # ---------------------------------------------------------------- boxes
 
@@ -98,6 +99,9 @@ def box_sum_network(f, bound: float, n_boxes: int, dtype: torch.dtype = torch.fl
     at the cell's centre. Neighbouring boxes share an edge, so the up-step of one
     and the down-step of the next merge into a single neuron whose read-out weight
     is the difference of the two heights: ``n_boxes + 1`` step neurons in all.
+    The first neuron switches on half a cell left of ``-bound`` rather than at
+    it, so that with step(0) = 0 the network takes the first box's height at
+    ``x = -bound`` too and follows ``f`` on the whole closed interval.
 
     Parameters
     ----------
@@ -120,7 +124,9 @@ def box_sum_network(f, bound: float, n_boxes: int, dtype: torch.dtype = torch.fl
     edges = np.linspace(-bound, bound, n_boxes + 1)
     heights = np.asarray(f(0.5 * (edges[:-1] + edges[1:])), dtype=float)
     jumps = np.diff(np.concatenate([[0.0], heights, [0.0]]))
-    return _step_network(edges, jumps, 0.0, dtype), edges
+    thresholds = edges.copy()
+    thresholds[0] -= 0.5 * (edges[1] - edges[0])
+    return _step_network(thresholds, jumps, 0.0, dtype), edges
 
 
 def evaluate(net: nn.Module, x) -> np.ndarray:
@@ -141,7 +147,8 @@ def box_sup_error(f, bound: float, n_boxes: int, points_per_box: int = 9) -> flo
 
     In a cell the error ``|f(x) - f(centre)|`` of a smooth ``f`` is largest at the
     cell's edges, so each cell is sampled at ``points_per_box`` points spanning it
-    from (just inside) one edge to the other.
+    from (just inside) one edge to the other; the interval's ends ``±bound`` are
+    sampled too.
     """
     bound = check_float("bound", bound, positive=True)
     n_boxes = check_int("n_boxes", n_boxes, minimum=1)
@@ -150,6 +157,7 @@ def box_sup_error(f, bound: float, n_boxes: int, points_per_box: int = 9) -> flo
     centres = 0.5 * (edges[:-1] + edges[1:])
     half = 0.5 * (edges[1] - edges[0]) * (1 - 1e-9)
     x = (centres[:, None] + half * np.linspace(-1, 1, points_per_box)[None, :]).ravel()
+    x = np.concatenate([[-bound], x, [bound]])
     return float(np.max(np.abs(np.asarray(f(x)) - evaluate(net, x))))
 
 
@@ -375,12 +383,14 @@ class Pieces:
         return self.slopes[piece] * x + self.intercepts[piece]
 
 
-def _propagate(ops, lo: float, hi: float):
+def _propagate(ops, lo: float, hi: float, record: list | None = None):
     """Push [lo, hi] through the network, splitting it wherever a unit switches.
 
     Returns the breakpoints ``t`` (m + 1,) and, on each of the m intervals, the
     affine map ``x -> slope * x + offset`` of every unit of the last layer
-    (``slope``, ``offset`` of shape (m, width)).
+    (``slope``, ``offset`` of shape (m, width)). If ``record`` is a list, the
+    pre-activations of every ReLU layer are appended to it as
+    ``(t, slope, offset)``: affine on each interval of ``t``.
     """
     tol = 1e-12 * (hi - lo)
     t = np.array([lo, hi])
@@ -390,6 +400,8 @@ def _propagate(ops, lo: float, hi: float):
             _, w, b = op
             slope, offset = slope @ w.T, offset @ w.T + b
             continue
+        if record is not None:
+            record.append((t, slope, offset))
         with np.errstate(divide="ignore", invalid="ignore"):
             root = -offset / slope
         inside = (slope != 0) & (root > t[:-1, None] + tol) & (root < t[1:, None] - tol)
@@ -489,6 +501,174 @@ def sawtooth_params(n_layers: int) -> dict:
 # ---------------------------------------------------------------- random and trained
 
 
+def unit_statistics(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> list[dict]:
+    """Exact statistics of every hidden unit's pre-activation ``z`` on [lo, hi].
+
+    ``z`` is piecewise linear in ``x``, so each statistic is an exact sum over
+    its pieces. One dict per hidden layer, each entry of shape (width,):
+
+    ``variation``
+        Total variation ``∫ |z'(x)| dx``.
+    ``zeros``
+        Number of points in (lo, hi) where ``z`` changes sign.
+    ``mean_square``, ``mean_square_slope``
+        Averages of ``z(x)**2`` and ``z'(x)**2`` over x uniform on [lo, hi].
+    """
+    lo = check_float("lo", lo)
+    hi = check_float("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
+    ops = _layer_ops(net)
+    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 1:
+        raise ValueError("net must take a single input feature")
+    record: list = []
+    _propagate(ops, lo, hi, record)
+    stats = []
+    for t, slope, offset in record:
+        a, b = t[:-1, None], t[1:, None]
+        length = b - a
+        za, zb = slope * a + offset, slope * b + offset
+        square = length * (za**2 + za * zb + zb**2) / 3
+        sign = np.sign(np.concatenate([za[:1], zb], axis=0))
+        zeros = np.zeros(slope.shape[1], dtype=int)
+        for unit in range(slope.shape[1]):
+            nonzero = sign[:, unit][sign[:, unit] != 0]
+            zeros[unit] = int(np.count_nonzero(np.diff(nonzero)))
+        stats.append(
+            {
+                "variation": (np.abs(slope) * length).sum(axis=0),
+                "zeros": zeros,
+                "mean_square": square.sum(axis=0) / (hi - lo),
+                "mean_square_slope": (slope**2 * length).sum(axis=0) / (hi - lo),
+            }
+        )
+    return stats
+
+
+def random_pieces_bound(
+    width: int,
+    n_hidden_list,
+    n_nets: int,
+    seed: int,
+    *,
+    sigma_b: float = 0.5,
+    lo: float = -2.0,
+    hi: float = 2.0,
+) -> dict:
+    """Pieces of random ReLU networks with the Hanin–Rolnick bound, network by network.
+
+    The networks are those of :func:`random_pieces` (He initialisation, biases
+    N(0, ``sigma_b``²)). Every kink of a network is a sign change of some hidden
+    unit's pre-activation ``z = b + g(x)``, and ``g`` does not depend on the
+    unit's own bias ``b``. Averaging over ``b`` alone, the expected number of
+    sign changes of ``z`` is at most ``C_b ∫ |g'(x)| dx`` with ``C_b`` the
+    largest density of ``b``, ``1 / (sigma_b sqrt(2 pi))``. Summed over units:
+    ``E[pieces] <= 1 + C_b E[sum_z TV(z)]``, the one-input form of the bound of
+    Hanin and Rolnick (2019).
+
+    Returns
+    -------
+    dict
+        ``pieces`` and ``bound`` (``1 + C_b sum_z TV(z)`` of the same network),
+        shape (len(n_hidden_list), n_nets); ``mean_square`` and
+        ``mean_square_slope``, lists with one array per depth, shape
+        (n_hidden, n_nets): the layer averages of ``z**2`` and ``z'**2``;
+        ``zeros`` and ``variation``, lists of the same shapes: the layer sums of
+        sign changes and of total variations.
+    """
+    width = check_int("width", width, minimum=1)
+    n_nets = check_int("n_nets", n_nets, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    sigma_b = check_float("sigma_b", sigma_b, positive=True)
+    generator = torch.Generator().manual_seed(seed)
+    c_bias = 1.0 / (sigma_b * math.sqrt(2 * math.pi))
+    keys = ("mean_square", "mean_square_slope", "zeros", "variation")
+    out = {"pieces": [], "bound": [], **{key: [] for key in keys}}
+    for n_hidden in n_hidden_list:
+        n_hidden = check_int("n_hidden_list[i]", n_hidden, minimum=1)
+        pieces, bound = [], []
+        layer = {key: np.zeros((n_hidden, n_nets)) for key in keys}
+        for j in range(n_nets):
+            net = mlp(
+                1,
+                width,
+                n_hidden + 1,
+                "relu",
+                sigma=math.sqrt(2.0),
+                bias=True,
+                sigma_b=sigma_b,
+                generator=generator,
+                dtype=torch.float64,
+            )
+            stats = unit_statistics(net, lo, hi)
+            pieces.append(count_pieces(net, lo, hi))
+            bound.append(1 + c_bias * sum(s["variation"].sum() for s in stats))
+            for key in keys:
+                reduce = np.mean if key.startswith("mean") else np.sum
+                layer[key][:, j] = [reduce(s[key]) for s in stats]
+        out["pieces"].append(pieces)
+        out["bound"].append(bound)
+        for key in keys:
+            out[key].append(layer[key])
+    out["pieces"] = np.array(out["pieces"])
+    out["bound"] = np.array(out["bound"])
+    return out
+
+
+def region_counts_2d(
+    shapes,
+    n_draws: int,
+    seed: int,
+    *,
+    sigma_b: float = 0.5,
+    lo: float = -2.0,
+    hi: float = 2.0,
+) -> np.ndarray:
+    """Activation regions on [lo, hi]^2 of random two-input ReLU networks.
+
+    ``shapes`` lists ``(width, n_hidden)``; each network is drawn as in
+    :func:`random_pieces` (He initialisation, biases N(0, sigma_b²)).
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(shapes), n_draws)
+        Exact counts by :func:`linear_regions_2d`.
+    """
+    n_draws = check_int("n_draws", n_draws, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    sigma_b = check_float("sigma_b", sigma_b, positive=True)
+    generator = torch.Generator().manual_seed(seed)
+    counts = []
+    for width, n_hidden in shapes:
+        width = check_int("width", width, minimum=1)
+        n_hidden = check_int("n_hidden", n_hidden, minimum=1)
+        counts.append(
+            [
+                len(
+                    linear_regions_2d(
+                        mlp(
+                            2,
+                            width,
+                            n_hidden + 1,
+                            "relu",
+                            sigma=math.sqrt(2.0),
+                            bias=True,
+                            sigma_b=sigma_b,
+                            generator=generator,
+                            dtype=torch.float64,
+                        ),
+                        lo,
+                        hi,
+                    )
+                )
+                for _ in range(n_draws)
+            ]
+        )
+    return np.array(counts)
+
+
+
+
 def random_relu_net(
     n_in: int,
     width: int,
@@ -547,98 +727,253 @@ def mlp_params_bias(n_in: int, width: int, n_hidden: int) -> int:
     return n_in * width + (n_hidden - 1) * width**2 + width + n_hidden * width + 1
 
 
-def fit_sawtooth(
-    layer_counts,
-    deep_widths,
-    *,
-    n_restarts: int = 3,
-    n_points: int = 256,
-    max_steps: int = 800,
-    lr: float = 1e-2,
-    seed: int = 0,
-) -> dict:
-    """Train deep-narrow and shallow-wide ReLU networks of equal size to fit f_L.
+#: The stopping rule of :func:`train_relu_nets`: a network has converged when its
+#: training loss fell by less than ``RTOL`` (relative) over the last ``WINDOW``
+#: iterations.
+WINDOW, RTOL = 50, 1e-4
+#: The safeguard of :func:`train_relu_nets`: at most this many iterations.
+MAX_STEPS = 3000
 
-    For each L in ``layer_counts`` the deep networks have L hidden layers (as
-    many as the exact construction) of each width in ``deep_widths``; each
-    shallow network has one hidden layer and as many parameters as its deep
-    partner (to within one unit). Every group of networks of one depth is trained
-    as one batched computation (float64, full batch on ``n_points`` points of
-    [-2, 2], Adam, so that each member follows its own path), ``n_restarts``
-    random initialisations per network, and the best restart is kept.
+
+def _affine_stack(nets):
+    """Weights ``(k, out, in)`` and biases ``(k, out)`` of same-shaped networks."""
+    layers = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+    shapes = {tuple(tuple(lin.weight.shape) for lin in lins) for lins in layers}
+    if len(shapes) != 1 or any(lin.bias is None for lins in layers for lin in lins):
+        raise ValueError(
+            "nets must be ReLU networks of one architecture, with biases, "
+            f"got {len(shapes)} architectures"
+        )
+    weights = [
+        torch.stack([lins[i].weight.detach().double() for lins in layers])
+        for i in range(len(layers[0]))
+    ]
+    biases = [
+        torch.stack([lins[i].bias.detach().double() for lins in layers])
+        for i in range(len(layers[0]))
+    ]
+    return weights, biases
+
+
+def _residuals(weights, biases, x, y, with_jacobian=True):
+    """Residuals ``(k, n, 1)`` of ``k`` biased ReLU MLPs and, optionally, their
+    Jacobian ``(k, n, n_params)``; parameters ordered layer by layer, weight
+    (row-major) then bias."""
+    hidden, pre = [x.expand(weights[0].shape[0], -1, -1)], []
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        z = torch.baddbmm(b[:, None, :], hidden[-1], w.transpose(1, 2))
+        if i < last:
+            pre.append(z)
+            hidden.append(torch.relu(z))
+    residual = z - y
+    if not with_jacobian:
+        return residual, None
+    delta, blocks = torch.ones_like(z), []
+    for i in range(last, -1, -1):
+        outer = delta[..., :, None] * hidden[i][..., None, :]
+        blocks.append(torch.cat([outer.flatten(2), delta], dim=2))
+        if i > 0:
+            delta = torch.bmm(delta, weights[i]) * (pre[i - 1] > 0)
+    return residual, torch.cat(blocks[::-1], dim=2)
+
+
+def train_relu_nets(
+    nets,
+    x,
+    y,
+    *,
+    window: int = WINDOW,
+    rtol: float = RTOL,
+    max_steps: int = MAX_STEPS,
+    damping: float = 1.0,
+) -> tuple[list[nn.Sequential], History]:
+    """Train same-shaped ReLU networks with biases by Levenberg–Marquardt.
+
+    Full batch, float64, one batched computation for all networks; each keeps
+    its own damping ``λ`` and stops on its own. A step solves
+    ``(J^T J + λ diag(J^T J)) Δ = -J^T r`` exactly (Cholesky); it is taken if
+    the loss falls (then ``λ /= 3``), otherwise refused (``λ *= 4``).
+
+    Stopping rule: a network stops when its mean squared error fell by at most
+    a relative ``rtol`` over its last ``window`` iterations (refused steps
+    count). ``max_steps`` is only a safeguard; ``History.extra['converged']``
+    says which networks stopped by the rule.
+
+    Parameters
+    ----------
+    nets : list of torch.nn.Sequential
+        Networks of one architecture (``Linear`` with bias, ``ReLU``), one input
+        and one output, e.g. from :func:`whydeep.nets.mlp`; left untouched.
+    x, y : array_like, shape (n,)
+        Training inputs and targets.
 
     Returns
     -------
-    dict
-        Keyed by L; each value a dict with ``deep_params``, ``shallow_params`` and
-        ``deep_rmse``, ``shallow_rmse`` (root-mean-square training error of the
-        best restart), all of shape (len(deep_widths),).
+    trained : list of torch.nn.Sequential
+        Trained float64 copies.
+    history : whydeep.training.History
+        ``loss`` of shape ``(n_iterations + 1, len(nets))`` (a stopped network
+        repeats its last loss); ``extra`` holds ``steps`` and ``converged``.
     """
-    layer_counts = [check_int("layer_counts[i]", n, minimum=1) for n in layer_counts]
-    deep_widths = [check_int("deep_widths[i]", w, minimum=1) for w in deep_widths]
-    n_restarts = check_int("n_restarts", n_restarts, minimum=1)
-    n_points = check_int("n_points", n_points, minimum=2)
+    window = check_int("window", window, minimum=1)
+    rtol = check_float("rtol", rtol, nonnegative=True)
     max_steps = check_int("max_steps", max_steps, minimum=1)
-    lr = check_float("lr", lr, positive=True)
-    seed = check_int("seed", seed, minimum=0)
-    generator = torch_generator(seed)
-    x = torch.linspace(-2, 2, n_points, dtype=torch.float64)[:, None]
-
-    def target(n_layers, n_members):
-        y = torch.as_tensor(sawtooth(x[:, 0].numpy(), n_layers))[None, :, None]
-        return y.expand(n_members, -1, -1)
-
-    def train(widths, depth, y):
-        model = BatchedMLP(
-            1,
-            widths,
-            depth,
-            "relu",
-            sigma=math.sqrt(2.0),
-            bias=True,
-            sigma_b=0.5,
-            generator=generator,
-            dtype=torch.float64,
+    damping = check_float("damping", damping, positive=True)
+    nets = list(nets)
+    if not nets:
+        raise ValueError("nets must hold at least one network, got none")
+    weights, biases = _affine_stack(nets)
+    x = torch.as_tensor(np.asarray(x, dtype=float)).reshape(-1, 1)
+    y = torch.as_tensor(np.asarray(y, dtype=float)).reshape(-1, 1)
+    if weights[0].shape[2] != 1 or weights[-1].shape[1] != 1 or len(x) != len(y):
+        raise ValueError(
+            "nets must map one input to one output and x, y must have one "
+            f"length, got {len(x)} and {len(y)}"
         )
-        fit(
-            model,
-            x,
-            y,
-            optimizer="adam",
-            lr=lr,
-            max_steps=max_steps,
-            record_every=max_steps,
-        )
+    shapes = [(w.shape[1:], b.shape[1]) for w, b in zip(weights, biases)]
+    theta = torch.cat(
+        [torch.cat([w.flatten(1), b], 1) for w, b in zip(weights, biases)], 1
+    )
+
+    def unflatten(flat):
+        ws, bs, start = [], [], 0
+        for (rows, cols), n_b in shapes:
+            ws.append(flat[:, start : start + rows * cols].reshape(-1, rows, cols))
+            start += rows * cols
+            bs.append(flat[:, start : start + n_b])
+            start += n_b
+        return ws, bs
+
+    k = len(nets)
+    lam = torch.full((k,), damping, dtype=torch.float64)
+    loss = (_residuals(weights, biases, x, y, False)[0] ** 2).mean(dim=(1, 2))
+    losses = [loss.clone()]
+    active = torch.ones(k, dtype=torch.bool)
+    converged = torch.zeros(k, dtype=torch.bool)
+    steps = torch.zeros(k, dtype=torch.long)
+    with torch.no_grad(), single_thread():
+        for _ in range(max_steps):
+            idx = active.nonzero()[:, 0]
+            if len(idx) == 0:
+                break
+            current = theta[idx]
+            r, jac = _residuals(*unflatten(current), x, y)
+            grad = (jac.transpose(1, 2) @ r)[..., 0]
+            gram = jac.transpose(1, 2) @ jac
+            diag = gram.diagonal(dim1=1, dim2=2)
+            scale = diag + 1e-9 * diag.mean(dim=1, keepdim=True) + 1e-30
+            system = gram + torch.diag_embed(lam[idx, None] * scale)
+            chol, info = torch.linalg.cholesky_ex(system)
+            trial = current - torch.cholesky_solve(grad[..., None], chol)[..., 0]
+            r_new = _residuals(*unflatten(trial), x, y, False)[0]
+            new = (r_new**2).mean(dim=(1, 2))
+            accept = (new < loss[idx]) & (info == 0)
+            theta[idx] = torch.where(accept[:, None], trial, current)
+            loss[idx] = torch.where(accept, new, loss[idx])
+            lam[idx] = torch.where(accept, lam[idx] / 3, (lam[idx] * 4).clamp(max=1e16))
+            steps[idx] += 1
+            losses.append(loss.clone())
+            if len(losses) > window:
+                before = losses[-1 - window]
+                done = active & (before - loss <= rtol * before)
+                converged |= done
+                active &= ~done
+    trained = [copy.deepcopy(net).double() for net in nets]
+    ws, bs = unflatten(theta)
+    for j, net in enumerate(trained):
+        lins = [m for m in net if isinstance(m, nn.Linear)]
         with torch.no_grad():
-            rmse = ((model(x) - y) ** 2).mean(dim=(1, 2)).sqrt().numpy()
-        return rmse.reshape(-1, n_restarts, len(deep_widths)).min(axis=1)
+            for lin, w, b in zip(lins, ws, bs, strict=True):
+                lin.weight.copy_(w[j])
+                lin.bias.copy_(b[j])
+    history = History(
+        loss=torch.stack(losses).numpy(),
+        steps=np.arange(len(losses)),
+        converged=bool(converged.all()),
+        extra={"steps": steps.numpy(), "converged": converged.numpy()},
+    )
+    return trained, history
 
-    with single_thread():
-        deep_params = {
-            n: [mlp_params_bias(1, w, n) for w in deep_widths] for n in layer_counts
-        }
-        shallow_widths = {
-            n: [max(1, round((p - 1) / 3)) for p in deep_params[n]]
-            for n in layer_counts
-        }
-        results = {}
-        for n in layer_counts:
-            members = deep_widths * n_restarts
-            results[n] = {
-                "deep_params": np.array(deep_params[n]),
-                "shallow_params": np.array([3 * m + 1 for m in shallow_widths[n]]),
-                "deep_rmse": train(members, n + 1, target(n, len(members)))[0],
-            }
-        # the shallow networks of every L share one depth, so they train together
-        members = [
-            w
-            for n in layer_counts
-            for _ in range(n_restarts)
-            for w in shallow_widths[n]
+
+def train_sweep(
+    architectures,
+    target,
+    *,
+    n_starts: int = 5,
+    n_points: int = 256,
+    seed: int = 0,
+    sigma_b: float = 0.5,
+    lo: float = -2.0,
+    hi: float = 2.0,
+    **train_kw,
+) -> list[dict]:
+    """Train ``n_starts`` random starts of each architecture on ``target``.
+
+    Every network is :func:`whydeep.nets.mlp` with ReLU, biases, He
+    initialisation (weights N(0, 2 / fan_in), biases N(0, sigma_b²)), float64,
+    trained by :func:`train_relu_nets` on ``n_points`` equally spaced points of
+    [lo, hi]; its linear pieces on [lo, hi] are counted exactly
+    (:func:`count_pieces`) before and after training.
+
+    Parameters
+    ----------
+    architectures : sequence of (width, n_hidden)
+    target : callable
+        Maps a NumPy array of inputs to the targets.
+
+    Returns
+    -------
+    list of dict, one per architecture
+        ``width``, ``n_hidden``, ``units``, ``params``; arrays over the starts:
+        ``rmse`` (root-mean-square training error), ``pieces_before``,
+        ``pieces_after``, ``steps``, ``converged``; ``curve``, the loss history
+        of the best start (lowest final loss), and ``best`` (its index).
+    """
+    n_starts = check_int("n_starts", n_starts, minimum=1)
+    n_points = check_int("n_points", n_points, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
+    sigma_b = check_float("sigma_b", sigma_b, positive=True)
+    generator = torch.Generator().manual_seed(seed)
+    x = np.linspace(lo, hi, n_points)
+    y = np.asarray(target(x), dtype=float)
+    results = []
+    for width, n_hidden in architectures:
+        width = check_int("width", width, minimum=1)
+        n_hidden = check_int("n_hidden", n_hidden, minimum=1)
+        starts = [
+            mlp(
+                1,
+                width,
+                n_hidden + 1,
+                "relu",
+                sigma=math.sqrt(2.0),
+                bias=True,
+                sigma_b=sigma_b,
+                generator=generator,
+                dtype=torch.float64,
+            )
+            for _ in range(n_starts)
         ]
-        y = torch.cat([target(n, n_restarts * len(deep_widths)) for n in layer_counts])
-        for n, rmse in zip(layer_counts, train(members, 2, y), strict=True):
-            results[n]["shallow_rmse"] = rmse
+        trained, history = train_relu_nets(starts, x, y, **train_kw)
+        final = history.loss[-1]
+        best = int(np.argmin(final))
+        results.append(
+            {
+                "width": width,
+                "n_hidden": n_hidden,
+                "units": width * n_hidden,
+                "params": n_params(1, width, n_hidden + 1, bias=True),
+                "rmse": np.sqrt(final),
+                "pieces_before": np.array([count_pieces(n, lo, hi) for n in starts]),
+                "pieces_after": np.array([count_pieces(n, lo, hi) for n in trained]),
+                "steps": history.extra["steps"],
+                "converged": history.extra["converged"],
+                "curve": history.loss[:, best],
+                "best": best,
+                "nets": trained,
+            }
+        )
     return results
 
 
