@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from whydeep import sawtooth as st
-from whydeep.nets import count_params
+from whydeep.nets import count_params, mlp, n_params
 from whydeep.plotting import log_slope
 
 
@@ -164,22 +164,252 @@ def test_bad_arguments_raise():
         st.piecewise_linear(st.sawtooth_network(2), 1.0, 1.0)
     with pytest.raises(ValueError, match="n_hidden"):
         st.mlp_params_bias(1, 4, 0)
+    with pytest.raises(ValueError, match="sigma_b"):
+        st.random_pieces_bound(4, [1], 2, seed=0, sigma_b=0.0)
+    with pytest.raises(ValueError, match="n_draws"):
+        st.region_counts_2d([(4, 1)], 0, seed=0)
+    with pytest.raises(ValueError, match="single input"):
+        st.unit_statistics(st.sawtooth_network_2d(2))
     with pytest.raises(ValueError, match="vertices"):
         st.polygon_area(np.zeros(4))
     with pytest.raises(ValueError, match="single input"):
         st.piecewise_linear(st.sawtooth_network_2d(2))
 
 
-def test_fit_sawtooth_pairs_networks_of_equal_size_and_learns():
-    fits = st.fit_sawtooth(
-        [2], [2, 4], n_restarts=2, n_points=64, max_steps=300, seed=0
+# ------------------------------------------------ boxes: the closed interval
+
+
+def test_box_sum_network_follows_f_at_both_ends():
+    bound, n_boxes = 2.0, 16
+    net, edges = st.box_sum_network(smooth_bump, bound, n_boxes)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    ends = st.evaluate(net, np.array([-bound, bound]))
+    np.testing.assert_allclose(ends, smooth_bump(centres[[0, -1]]), atol=1e-15)
+    # at every interior edge the network takes the height of the cell on the left
+    np.testing.assert_allclose(
+        st.evaluate(net, edges[1:-1]), smooth_bump(centres[:-1]), atol=1e-15
     )
-    result = fits[2]
-    assert set(result) == {"deep_params", "shallow_params", "deep_rmse", "shallow_rmse"}
-    # each shallow network has as many parameters as its deep partner, to within one
-    assert np.all(np.abs(result["shallow_params"] - result["deep_params"]) <= 1)
-    # predicting zero everywhere gives the RMS of f_2 itself; training must beat it
+
+
+def test_box_error_within_k_b_over_n_on_the_closed_interval():
+    # |f'| <= 3 for sin(3x) exp(-x^2/4), so K = 3
+    for n_boxes in (4, 16, 64, 256):
+        assert st.box_sup_error(smooth_bump, 2.0, n_boxes) <= 3.0 * 2.0 / n_boxes
+
+
+def test_asymptotic_slope_is_minus_one():
+    n_boxes = 2 ** np.arange(6, 12)
+    errors = [st.box_sup_error(smooth_bump, 2.0, int(n)) for n in n_boxes]
+    assert abs(log_slope(n_boxes, errors) + 1) < 0.01
+
+
+# ------------------------------------------------ Levenberg–Marquardt
+
+
+def _nets(width, n_hidden, k, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        mlp(
+            1,
+            width,
+            n_hidden + 1,
+            "relu",
+            sigma=np.sqrt(2),
+            bias=True,
+            sigma_b=0.5,
+            generator=generator,
+            dtype=torch.float64,
+        )
+        for _ in range(k)
+    ]
+
+
+def test_jacobian_matches_autograd():
+    nets = _nets(4, 3, 2, seed=0)
+    weights, biases = st._affine_stack(nets)
+    x = torch.linspace(-2, 2, 33, dtype=torch.float64)[:, None]
+    _, jac = st._residuals(weights, biases, x, torch.zeros(33, 1, dtype=torch.float64))
+    for j, net in enumerate(nets):
+        params = list(net.parameters())
+        out = net(x)[:, 0]
+        rows = [
+            torch.cat(
+                [g.flatten() for g in torch.autograd.grad(o, params, retain_graph=True)]
+            )
+            for o in out
+        ]
+        np.testing.assert_allclose(
+            jac[j].numpy(), torch.stack(rows).numpy(), atol=1e-12
+        )
+
+
+def test_levenberg_marquardt_descends_and_stops_by_the_rule():
     x = np.linspace(-2, 2, 64)
-    baseline = np.sqrt(np.mean(st.sawtooth(x, 2) ** 2))
-    assert np.all(result["deep_rmse"] < baseline)
-    assert np.all(result["shallow_rmse"] < baseline)
+    nets = _nets(8, 2, 3, seed=1)
+    trained, history = st.train_relu_nets(nets, x, smooth_bump(x))
+    loss = history.loss
+    assert np.all(np.diff(loss, axis=0) <= 0)  # refused steps keep the loss
+    assert history.converged and history.extra["converged"].all()
+    steps = history.extra["steps"]
+    assert np.all(steps < st.MAX_STEPS)
+    for j, net in enumerate(trained):
+        # the rule: over the last WINDOW iterations the loss fell by <= RTOL
+        before, after = loss[steps[j] - st.WINDOW, j], loss[steps[j], j]
+        assert before - after <= st.RTOL * before
+        # the returned network is the one whose loss was recorded
+        mse = np.mean((st.evaluate(net, x) - smooth_bump(x)) ** 2)
+        assert abs(mse - after) <= 1e-10 * max(after, 1e-300)
+    # and training learned: the best start is far below the zero function
+    assert loss[-1].min() < 0.1 * np.mean(smooth_bump(x) ** 2)
+    # the starting networks are left untouched
+    assert all(
+        torch.equal(a.weight, b.weight)
+        for a, b in zip(nets[0], _nets(8, 2, 3, seed=1)[0], strict=True)
+        if isinstance(a, torch.nn.Linear)
+    )
+
+
+def test_levenberg_marquardt_recovers_the_exact_sawtooth_from_nearby():
+    # started next to the folding construction, the method finds it again
+    x = np.linspace(-2, 2, 128)
+    net = st.sawtooth_network(3)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    (trained,), history = st.train_relu_nets([net], x, st.sawtooth(x, 3))
+    assert history.loss[-1, 0] < 1e-20
+    # it interpolates all eight teeth; between samples it may bend slightly more
+    assert st.count_pieces(trained) >= 8
+
+
+def test_train_relu_nets_checks_its_arguments():
+    x = np.linspace(-2, 2, 8)
+    with pytest.raises(ValueError, match="nets"):
+        st.train_relu_nets([], x, x)
+    with pytest.raises(ValueError, match="architecture"):
+        st.train_relu_nets(_nets(2, 1, 1, 0) + _nets(3, 1, 1, 0), x, x)
+    with pytest.raises(ValueError, match="window"):
+        st.train_relu_nets(_nets(2, 1, 1, 0), x, x, window=0)
+    with pytest.raises(ValueError, match="one length"):
+        st.train_relu_nets(_nets(2, 1, 1, 0), x, x[:-1])
+    with pytest.raises(ValueError, match="n_layers"):
+        st.fit_architectures(0)
+
+
+def test_fit_architectures_pair_equal_sizes_and_include_exact_capacity():
+    for n_layers in (3, 5):
+        shapes = st.fit_architectures(n_layers)
+        deep = [n_params(1, w, h + 1, bias=True) for w, h in shapes if h > 1]
+        shallow = [3 * u + 1 for u, h in shapes if h == 1]
+        assert deep[0] == st.sawtooth_params(n_layers)["deep"]
+        assert all(min(abs(s - d) for s in shallow) <= 1 for d in deep)
+        assert (2**n_layers, 1) in shapes
+
+
+# ------------------------------------------------ the page's trained networks
+
+
+@pytest.fixture(scope="module")
+def page_sweeps():
+    """The trained networks of the chapter, with the chapter's settings."""
+    fits = [
+        st.train_sweep(
+            st.fit_architectures(n),
+            lambda x, n=n: st.sawtooth(x, n),
+            n_starts=5,
+            n_points=128,
+            seed=n,
+            sigma_b=0.5,
+        )
+        for n in (3, 5)
+    ]
+    shapes = [(4, 3), (8, 3), (4, 5), (10, 1), (17, 1), (31, 1), (56, 1)]
+    smooth = st.train_sweep(
+        shapes, smooth_bump, n_starts=3, n_points=128, seed=7, sigma_b=0.5
+    )
+    return [res for results in (*fits, smooth) for res in results]
+
+
+def test_every_trained_network_of_the_page_met_the_stopping_rule(page_sweeps):
+    for res in page_sweeps:
+        assert res["converged"].all()
+        assert np.all(res["steps"] < st.MAX_STEPS)
+        tail = res["curve"][-st.WINDOW - 1 :]
+        assert tail[0] - tail[-1] <= st.RTOL * tail[0]
+
+
+def test_pieces_of_trained_networks_are_exact_and_bounded(page_sweeps):
+    x = np.linspace(-2, 2, 20001)
+    for res in page_sweeps:
+        for net, count in zip(res["nets"], res["pieces_after"], strict=True):
+            pieces = st.piecewise_linear(net, -2.0, 2.0)
+            assert pieces.n_pieces == count
+            # the pieces reproduce the network ...
+            np.testing.assert_allclose(pieces(x), st.evaluate(net, x), atol=1e-9)
+            # ... and neighbouring pieces really differ in slope
+            assert np.all(np.abs(np.diff(pieces.slopes)) > 0)
+            # every layer splits each piece at most (width + 1) ways
+            assert count <= (res["width"] + 1) ** res["n_hidden"]
+            if res["n_hidden"] == 1:
+                assert count <= res["units"] + 1
+
+
+def test_page_fits_f3_exactly_with_a_shallow_net_and_f5_with_none(page_sweeps):
+    # the chapter's reading of the experiment, checked
+    f3 = [r for r in page_sweeps if r["params"] in (52, 169) and r["n_hidden"] == 1]
+    assert min(r["rmse"].min() for r in f3) < 1e-6
+    zero = np.sqrt(np.mean(st.sawtooth(np.linspace(-2, 2, 128), 5) ** 2))
+    f5 = [r for r in page_sweeps if (r["n_hidden"] == 5 and r["width"] in (2, 8))]
+    f5 = [r for r in f5 if r["params"] in (31, 313)]
+    assert all(r["rmse"].min() > 0.9 * zero for r in f5)
+
+
+# ------------------------------------------------ random networks
+
+
+def test_unit_statistics_are_exact():
+    net = _nets(6, 3, 1, seed=4)[0]
+    stats = st.unit_statistics(net, -2.0, 2.0)
+    x = np.linspace(-2, 2, 400001)
+    h = torch.as_tensor(x)[:, None]
+    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, s in zip(layers[:-1], stats, strict=True):
+            z = lin(h).numpy()
+            np.testing.assert_allclose(
+                s["variation"], np.abs(np.diff(z, axis=0)).sum(axis=0), rtol=1e-5
+            )
+            np.testing.assert_array_equal(
+                s["zeros"], (np.diff(np.sign(z), axis=0) != 0).sum(axis=0)
+            )
+            np.testing.assert_allclose(s["mean_square"], (z**2).mean(axis=0), rtol=1e-4)
+            h = torch.relu(lin(h))
+
+
+def test_random_pieces_lie_below_the_hanin_rolnick_bound():
+    result = st.random_pieces_bound(8, [1, 4, 12], 20, seed=1)
+    np.testing.assert_array_equal(
+        result["pieces"], st.random_pieces(8, [1, 4, 12], 20, seed=1)
+    )
+    assert np.all(result["pieces"].mean(axis=1) <= result["bound"].mean(axis=1))
+    # one hidden layer: each unit w x + b changes sign at most once
+    assert np.all(result["zeros"][0] <= 8)
+
+
+def test_preactivation_second_moment_grows_by_sigma_b_squared():
+    # E z_l^2 = 2 x^2 + l sigma_b^2 exactly; check the layer averages loosely
+    sigma_b = 1.0
+    result = st.random_pieces_bound(8, [3], 400, seed=5, sigma_b=sigma_b)
+    measured = result["mean_square"][0].mean(axis=1)
+    theory = 8 / 3 + sigma_b**2 * np.arange(1, 4)
+    np.testing.assert_allclose(measured, theory, rtol=0.15)
+
+
+def test_region_counts_2d_respect_the_line_arrangement_bound():
+    counts = st.region_counts_2d([(24, 1), (44, 1), (8, 3)], 5, seed=3)
+    assert counts.shape == (3, 5)
+    for units, row in ((24, counts[0]), (44, counts[1])):
+        assert np.all(row <= 1 + units + units * (units - 1) // 2)
+    # the chapter's reading: fewer regions for the deep net than for either
+    assert counts[2].mean() < counts[0].mean() < counts[1].mean()

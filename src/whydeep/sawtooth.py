@@ -667,8 +667,6 @@ def region_counts_2d(
     return np.array(counts)
 
 
-
-
 def random_relu_net(
     n_in: int,
     width: int,
@@ -831,9 +829,10 @@ def train_relu_nets(
             "nets must map one input to one output and x, y must have one "
             f"length, got {len(x)} and {len(y)}"
         )
-    shapes = [(w.shape[1:], b.shape[1]) for w, b in zip(weights, biases)]
+    shapes = [(w.shape[1:], b.shape[1]) for w, b in zip(weights, biases, strict=True)]
     theta = torch.cat(
-        [torch.cat([w.flatten(1), b], 1) for w, b in zip(weights, biases)], 1
+        [torch.cat([w.flatten(1), b], 1) for w, b in zip(weights, biases, strict=True)],
+        1,
     )
 
     def unflatten(flat):
@@ -894,6 +893,21 @@ def train_relu_nets(
         extra={"steps": steps.numpy(), "converged": converged.numpy()},
     )
     return trained, history
+
+
+def fit_architectures(n_layers: int, deep_widths=(2, 4, 8)) -> list[tuple]:
+    """The shapes that compete at fitting f_L, as ``(width, n_hidden)`` pairs.
+
+    Deep: ``n_layers`` hidden layers of each width in ``deep_widths``. Shallow:
+    one hidden layer with as many parameters as each deep network (``u`` units
+    have ``3 u + 1``, rounded to the nearest ``u``), and one of ``2**n_layers``
+    units, the fewest that represent f_L exactly without a skip term.
+    """
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    deep = [(check_int("deep_widths[i]", w, minimum=1), n_layers) for w in deep_widths]
+    params = [n_params(1, w, n_layers + 1, bias=True) for w, _ in deep]
+    units = {round((p - 1) / 3) for p in params} | {2**n_layers}
+    return deep + [(u, 1) for u in sorted(units)]
 
 
 def train_sweep(
