@@ -578,9 +578,8 @@ def random_pieces_bound(
     """
     width = check_int("width", width, minimum=1)
     n_nets = check_int("n_nets", n_nets, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
     sigma_b = check_float("sigma_b", sigma_b, positive=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     c_bias = 1.0 / (sigma_b * math.sqrt(2 * math.pi))
     keys = ("mean_square", "mean_square_slope", "zeros", "variation")
     out = {"pieces": [], "bound": [], **{key: [] for key in keys}}
@@ -635,9 +634,8 @@ def region_counts_2d(
         Exact counts by :func:`linear_regions_2d`.
     """
     n_draws = check_int("n_draws", n_draws, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
     sigma_b = check_float("sigma_b", sigma_b, positive=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     counts = []
     for width, n_hidden in shapes:
         width = check_int("width", width, minimum=1)
@@ -946,9 +944,8 @@ def train_sweep(
     """
     n_starts = check_int("n_starts", n_starts, minimum=1)
     n_points = check_int("n_points", n_points, minimum=2)
-    seed = check_int("seed", seed, minimum=0)
     sigma_b = check_float("sigma_b", sigma_b, positive=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_generator(seed)
     x = np.linspace(lo, hi, n_points)
     y = np.asarray(target(x), dtype=float)
     results = []
