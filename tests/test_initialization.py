@@ -221,23 +221,23 @@ def test_classifier_and_digits():
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda: ini.init_std("fan_in", 0, 10),
-        lambda: ini.init_std("fan_in", 10, 0),
-        lambda: ini.init_std("fan_in", 10, 10, "sigmoid"),
-        lambda: ini.init_std("lecun", 10, 10),
-        lambda: ini.init_std("fan_in", 10, 10, gain=-1.0),
-        lambda: ini.activation_gain("softplus"),
-        lambda: ini.layer_stack([10], "relu"),
-        lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"),
-        lambda: ini.ensemble_profiles([10, 10], "gelu"),
-        lambda: ini.single_layer_moments(0, 1.0, 1.0),
-        lambda: ini.classifier([64], "relu"),
+        (lambda: ini.init_std("fan_in", 0, 10), "fan_in"),
+        (lambda: ini.init_std("fan_in", 10, 0), "fan_out"),
+        (lambda: ini.init_std("fan_in", 10, 10, "sigmoid"), "activation"),
+        (lambda: ini.init_std("lecun", 10, 10), "rule"),
+        (lambda: ini.init_std("fan_in", 10, 10, gain=-1.0), "gain"),
+        (lambda: ini.activation_gain("softplus"), "activation"),
+        (lambda: ini.layer_stack([10], "relu"), "widths"),
+        (lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"), "net"),
+        (lambda: ini.ensemble_profiles([10, 10], "gelu"), "activation"),
+        (lambda: ini.single_layer_moments(0, 1.0, 1.0), "n_in"),
+        (lambda: ini.classifier([64], "relu"), "sizes"),
     ],
 )
-def test_bad_arguments_raise_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
 
 

@@ -720,6 +720,17 @@ def _check_params(params, n_layers: int | None = None) -> None:
             )
 
 
+def _check_labels(name: str, labels, n_classes: int) -> np.ndarray:
+    """``labels`` must be integers in ``0 .. n_classes - 1``."""
+    labels = np.asarray(labels)
+    outside = labels.size > 0 and (labels.min() < 0 or labels.max() >= n_classes)
+    if labels.dtype.kind not in "iu" or outside:
+        raise ValueError(
+            f"{name} must hold integer labels in 0..{n_classes - 1}, got {labels!r}"
+        )
+    return labels
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """``1 / (1 + e^{-z})`` without overflow for large ``|z|``."""
     e = np.exp(-np.abs(z))
@@ -774,6 +785,7 @@ def sample_gradients(params: Sequence[np.ndarray], x: np.ndarray, label: int):
         Same shapes as ``params``.
     """
     _check_params(params, n_layers=3)
+    label = int(_check_labels("label", label, len(params[-1])))
     w1, b1, w2, b2, w3, b3 = params
     a1 = sigmoid(x @ w1 + b1)
     a2 = sigmoid(a1 @ w2 + b2)
@@ -804,6 +816,7 @@ def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
     y : ndarray of int, shape (n_samples,)
     """
     _check_params(params)
+    y = _check_labels("y", y, len(params[-1]))
     if len(x) != len(y):
         raise ValueError(
             f"x and y must hold as many samples, got {len(x)} and {len(y)}"
