@@ -65,7 +65,9 @@ def test_live_kernel_gets_widgets(monkeypatch):
 
 def test_log_slope_recovers_a_power_law():
     x = [1, 10, 100, 1000]
-    assert plotting.log_slope(x, [3 * v**-1.5 for v in x]) == pytest.approx(-1.5)
+    assert plotting.power_law_fit(x, [3 * v**-1.5 for v in x]) == pytest.approx(
+        (-1.5, 3)
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,8 +79,8 @@ def test_log_slope_recovers_a_power_law():
             lambda: plotting.static_slider(_draw, {"a": [1]}, initial={"a": 5}),
             "initial",
         ),
-        (lambda: plotting.log_slope([1, 2], [1, -1]), "positive"),
-        (lambda: plotting.log_slope([1], [1]), "length"),
+        (lambda: plotting.power_law_fit([1, 2], [1, -1]), "positive"),
+        (lambda: plotting.power_law_fit([1], [1]), "length"),
         (lambda: plotting.small_multiples(0), "n"),
     ],
 )

@@ -8,7 +8,7 @@ import torch
 
 from whydeep import sawtooth as st
 from whydeep.nets import count_params, mlp, n_params
-from whydeep.plotting import log_slope
+from whydeep.plotting import power_law_fit
 
 
 def smooth_bump(x):
@@ -35,7 +35,7 @@ def test_box_sum_has_n_plus_one_neurons_and_lipschitz_error():
 def test_approximation_slope_is_minus_one():
     n_boxes = 2 ** np.arange(2, 10)
     errors = [st.box_sup_error(smooth_bump, 2.0, int(n), 5) for n in n_boxes]
-    assert abs(log_slope(n_boxes, errors) + 1) < 0.1
+    assert abs(power_law_fit(n_boxes, errors)[0] + 1) < 0.1
 
 
 def test_grid_neurons_grow_like_power_of_dimension():
@@ -200,7 +200,7 @@ def test_box_error_within_k_b_over_n_on_the_closed_interval():
 def test_asymptotic_slope_is_minus_one():
     n_boxes = 2 ** np.arange(6, 12)
     errors = [st.box_sup_error(smooth_bump, 2.0, int(n)) for n in n_boxes]
-    assert abs(log_slope(n_boxes, errors) + 1) < 0.01
+    assert abs(power_law_fit(n_boxes, errors)[0] + 1) < 0.01
 
 
 # ------------------------------------------------ Levenberg–Marquardt

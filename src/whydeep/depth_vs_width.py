@@ -218,30 +218,6 @@ def train_students(
     )
 
 
-def power_law_fit(widths, errors) -> tuple[float, float]:
-    """Least-squares line through ``log(errors)`` against ``log(widths)``.
-
-    Returns
-    -------
-    exponent, prefactor : float
-        ``errors ≈ prefactor * widths**exponent``.
-    """
-    widths = np.asarray(widths, dtype=float)
-    errors = np.asarray(errors, dtype=float)
-    if widths.shape != errors.shape or widths.ndim != 1 or widths.size < 2:
-        raise ValueError(
-            f"widths and errors must be 1-D of equal length >= 2, got "
-            f"shapes {widths.shape} and {errors.shape}"
-        )
-    if np.any(widths <= 0) or np.any(errors <= 0):
-        raise ValueError(
-            f"widths and errors must be positive for a log-log fit, got "
-            f"widths {widths.tolist()} and errors {errors.tolist()}"
-        )
-    exponent, log_prefactor = np.polyfit(np.log(widths), np.log(errors), 1)
-    return float(exponent), float(np.exp(log_prefactor))
-
-
 def width_for_error(target: float, exponent: float, prefactor: float) -> float:
     """Width at which ``prefactor * width**exponent`` equals ``target``."""
     target = check_float("target", target, positive=True)

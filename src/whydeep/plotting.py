@@ -201,8 +201,15 @@ def interactive(
     return widgets.interact(show, **sliders)
 
 
-def log_slope(x, y) -> float:
-    """Least-squares slope of ``log y`` against ``log x`` (a power law's exponent)."""
+def power_law_fit(x, y) -> tuple[float, float]:
+    """Least-squares line through ``log y`` against ``log x``: the straight line of
+    a log-log plot.
+
+    Returns
+    -------
+    exponent, prefactor : float
+        ``y ≈ prefactor * x**exponent``.
+    """
     import numpy as np
 
     x = np.asarray(x, dtype=float)
@@ -212,8 +219,12 @@ def log_slope(x, y) -> float:
             f"x and y must be 1-D of equal length >= 2, got shapes {x.shape}, {y.shape}"
         )
     if np.any(x <= 0) or np.any(y <= 0):
-        raise ValueError("x and y must be positive for a log-log fit, got a value <= 0")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+        raise ValueError(
+            f"x and y must be positive for a log-log fit, got x {x.tolist()} "
+            f"and y {y.tolist()}"
+        )
+    exponent, log_prefactor = np.polyfit(np.log(x), np.log(y), 1)
+    return float(exponent), float(np.exp(log_prefactor))
 
 
 def small_multiples(n: int, *, ncols: int = 4, panel: float = 2.2, **subplot_kw):
