@@ -96,12 +96,12 @@ def test_small_multiples_keeps_exactly_n_panels():
     plt.close(fig)
 
 
-def test_draw_network_draws_one_dot_per_shown_unit():
+def test_plot_network_draws_one_dot_per_shown_unit():
     fig, ax = plt.subplots()
-    plotting.draw_network(ax, [4, 3, 1])
+    plotting.plot_network(ax, [4, 3, 1])
     dots = sum(len(c.get_offsets()) for c in ax.collections)
     assert dots == 4 + 3 + 1
     assert [t.get_text() for t in ax.texts] == ["4", "3", "1"]
     plt.close(fig)
     with pytest.raises(ValueError, match="sizes"):
-        plotting.draw_network(ax, [3])
+        plotting.plot_network(ax, [3])

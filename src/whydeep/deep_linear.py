@@ -814,7 +814,7 @@ def _item_ticks(ax, names, *, rows=True, cols=True):
     ax.grid(False)
 
 
-def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
+def plot_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
     """Labels, the first ``n_shown`` features and the item–item correlation.
 
     Parameters
@@ -850,7 +850,7 @@ def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
     fig.colorbar(image, ax=axes[2], shrink=0.7)
 
 
-def draw_learning(
+def plot_learning(
     fig,
     epochs,
     loss,
@@ -909,7 +909,7 @@ def draw_learning(
     return ax_loss, ax_sv
 
 
-def draw_rsm(ax, rsm, names=ITEMS, *, title=None):
+def plot_rsm(ax, rsm, names=ITEMS, *, title=None):
     """One similarity matrix, scaled by its largest absolute entry."""
     rsm = np.asarray(rsm, dtype=float)
     if rsm.shape != (len(names), len(names)):

@@ -6,6 +6,11 @@ Python recomputes. On the published web page there is no kernel, so
 the frames with a small slider of HTML and JavaScript; with a live kernel
 (Binder, Colab, a local Jupyter) it shows ``ipywidgets`` controls that
 recompute instead.
+
+Figure helpers, here and in the chapter modules, follow one rule: ``plot_*(ax, ...)``
+draws on the axes it is given; a helper takes a ``fig`` instead only when it lays
+out several panels itself. Callbacks of :func:`static_slider` and
+:func:`interactive` receive the figure, since they may lay out panels.
 """
 
 from __future__ import annotations
@@ -249,7 +254,7 @@ def small_multiples(n: int, *, ncols: int = 4, panel: float = 2.2, **subplot_kw)
     return fig, list(flat[:n])
 
 
-def draw_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> None:
+def plot_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> None:
     """Draw a fully connected network with layer sizes ``sizes`` on ``ax``.
 
     Layers wider than ``max_units`` are drawn with ``max_units`` units and

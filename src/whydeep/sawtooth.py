@@ -1110,7 +1110,7 @@ def sawtooth_network_2d(
     return nn.Sequential(*layers)
 
 
-def draw_regions(ax, regions, seed: int = 0) -> None:
+def plot_regions(ax, regions, seed: int = 0) -> None:
     """Fill each region with its own colour (shuffled so that neighbours differ).
 
     ``regions`` is the list returned by :func:`linear_regions_2d`.
