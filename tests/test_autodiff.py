@@ -138,7 +138,7 @@ def test_reverse_mode_saves_one_activation_per_layer_forward_mode_none():
 def small_loss():
     gen = set_seed(3)
     net = nets.mlp(
-        2, 6, 3, "tanh", bias=True, sigma_b=0.5, generator=gen, dtype=torch.float64
+        2, 6, 3, "tanh", bias=True, sigma_b=0.5, seed=gen, dtype=torch.float64
     )
     x = torch.randn(20, 2, generator=gen, dtype=torch.float64)
     y = torch.sin(x[:, :1])

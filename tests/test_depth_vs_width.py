@@ -57,7 +57,7 @@ def test_batched_training_equals_training_each_member_alone(direct_max):
         2,
         sigma=1.0,
         dtype=torch.float64,
-        generator=torch.Generator().manual_seed(0),
+        seed=0,
     )
     alone = []
     for k, width in enumerate(widths):

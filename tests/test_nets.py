@@ -152,3 +152,23 @@ def test_batched_members_with_bias_equal_their_own_networks():
             batched.member(k)(x), batched(x)[k], rtol=0, atol=1e-12
         )
     assert batched.n_params() == [nets.n_params(2, w, 3, bias=True) for w in (3, 6)]
+
+
+def test_sizes_form_output_activation_and_pytorch_default():
+    net = nets.mlp(sizes=[3, 7, 5, 2], activation="relu", output_activation="tanh")
+    assert [m.out_features for m in nets.linear_layers(net)] == [7, 5, 2]
+    assert isinstance(net[1], torch.nn.ReLU) and isinstance(net[-1], torch.nn.Tanh)
+    # the same network as the (n_in, width, depth) form when the widths agree
+    torch.manual_seed(0)
+    a = nets.mlp(sizes=[3, 4, 4, 1], seed=5)
+    b = nets.mlp(3, 4, 3, seed=5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # sigma=None keeps PyTorch's initialisation: uniform within 1/sqrt(fan_in)
+    torch.manual_seed(0)
+    plain = nets.mlp(sizes=[100, 50], sigma=None, bias=True)
+    assert plain[0].weight.abs().max() <= 0.1
+    with pytest.raises(ValueError, match="either sizes"):
+        nets.mlp(3, sizes=[3, 1])
+    with pytest.raises(ValueError, match="output_activation"):
+        nets.mlp(sizes=[3, 1], output_activation="softmax")

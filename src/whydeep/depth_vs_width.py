@@ -55,7 +55,7 @@ def make_teacher(
         depth,
         "tanh",
         sigma=sigma,
-        generator=generator,
+        seed=generator,
         dtype=torch.float64,
     )
 
@@ -191,7 +191,7 @@ def train_students(
         depth,
         "tanh",
         sigma=sigma_init,
-        generator=generator,
+        seed=generator,
         dtype=torch.float64,
     )
     n_params = np.array(model.n_params())
@@ -455,7 +455,7 @@ def fit_by_continuation(
         depth,
         "tanh",
         sigma=sigmas[0],
-        generator=generator,
+        seed=generator,
         dtype=torch.float64,
     )
     stages = [(s, x_train[:n_warmup]) for s in sigmas] + [(sigmas[-1], x_train)]
