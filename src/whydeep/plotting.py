@@ -59,7 +59,7 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _check_params(params: dict) -> dict[str, list]:
+def _check_slider_values(params: dict) -> dict[str, list]:
     if not isinstance(params, dict) or not params:
         raise ValueError(
             f"params must be a non-empty dict of name -> values, got {params!r}"
@@ -105,7 +105,7 @@ def static_slider(
     import matplotlib.pyplot as plt
     from IPython.display import HTML
 
-    params = _check_params(params)
+    params = _check_slider_values(params)
     initial = dict(initial or {})
     for name, value in initial.items():
         if name not in params or value not in params[name]:
@@ -177,7 +177,7 @@ def interactive(
     live ``ipywidgets`` sliders over the same values that call ``draw`` again on
     every move, and returns the widget.
     """
-    params = _check_params(params)
+    params = _check_slider_values(params)
     try:
         import ipywidgets as widgets
     except ImportError:
