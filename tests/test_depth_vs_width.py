@@ -31,7 +31,7 @@ def test_a_copy_of_the_teacher_has_exactly_zero_error():
 
 
 def test_wide_network_matches_mean_field():
-    q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_layers=20, n_inputs=8)
+    q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_hidden=20, n_inputs=8)
     assert q_sim[-5:].mean() == pytest.approx(float(mf.fixed_point(2.0)), rel=0.03)
     assert stretch[-10:].mean() == pytest.approx(float(mf.chi1(2.0)), rel=0.03)
 
@@ -168,7 +168,7 @@ def test_simulated_correlation_follows_the_correlation_map(sigma_w, sigma_b):
     simulated = np.mean(
         [
             dw.simulate_correlation(
-                0.5, sigma_w, sigma_b, width=2000, n_layers=10, seed=k
+                0.5, sigma_w, sigma_b, width=2000, n_steps=10, seed=k
             )
             for k in range(6)
         ],

@@ -144,9 +144,9 @@ def test_linear_regions_tile_the_square():
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.sawtooth_network(-1)
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.shallow_sawtooth(-2)
     with pytest.raises(ValueError, match="width"):
         st.box_network(1.0, 0.0)

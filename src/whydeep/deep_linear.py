@@ -105,7 +105,6 @@ def sample_tree_features(
     n_features = check_int("n_features", n_features, minimum=1)
     n_levels, n_branches = _check_tree(n_levels, n_branches)
     p = check_float("flip_probability", flip_probability, minimum=0.0, maximum=1.0)
-    seed = check_int("seed", seed, minimum=0)
     rng = numpy_generator(seed)
     parents = tree_parents(n_levels, n_branches)
     flip_prob = np.full(parents.size, p)
@@ -218,7 +217,6 @@ def init_weights(
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least two layers, got {sizes!r}")
     gamma = check_float("gamma", gamma, nonnegative=True)
-    seed = check_int("seed", seed, minimum=0)
     gen = torch_generator(seed)
     weights = []
     for n_in, n_out in itertools.pairwise(sizes):

@@ -348,9 +348,9 @@ def ensemble_profiles(
     n_networks = check_int("n_networks", n_networks, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    n_layers = len(widths) - 1
+    depth = len(widths) - 1
     keep = {
-        check_int("keep_layers[i]", k, minimum=1, maximum=n_layers) for k in keep_layers
+        check_int("keep_layers[i]", k, minimum=1, maximum=depth) for k in keep_layers
     }
     stds = [
         init_std(rule, fan_in, fan_out, activation, gain=gain)
@@ -360,7 +360,7 @@ def ensemble_profiles(
     generator = torch_generator(seed)
     h = torch.randn(n_networks, n_samples, widths[0], generator=generator)
     forward, slopes, kept_a, weights = [h.pow(2).mean(dim=(1, 2))], [], {}, []
-    for layer in range(1, n_layers + 1):
+    for layer in range(1, depth + 1):
         w = _layer_weights(
             seed, layer, n_networks, widths[layer - 1], widths[layer], stds[layer - 1]
         )
@@ -372,12 +372,12 @@ def ensemble_profiles(
         forward.append(h.pow(2).mean(dim=(1, 2)))
         if layer in keep:
             kept_a[layer] = a
-    gradients = [torch.full((n_networks,), float("nan"))] * (n_layers + 1)
+    gradients = [torch.full((n_networks,), float("nan"))] * (depth + 1)
     kept_g = {}
     if backward:
         g = torch.randn(n_networks, n_samples, widths[-1], generator=generator)
         gradients = [g.pow(2).mean(dim=(1, 2))]
-        for layer in range(n_layers, 0, -1):
+        for layer in range(depth, 0, -1):
             if layer in keep:
                 kept_g[layer] = g
             delta = slopes[layer - 1] * g
