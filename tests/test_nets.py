@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -172,3 +173,15 @@ def test_sizes_form_output_activation_and_pytorch_default():
         nets.mlp(3, sizes=[3, 1])
     with pytest.raises(ValueError, match="output_activation"):
         nets.mlp(sizes=[3, 1], output_activation="softmax")
+
+
+@pytest.mark.parametrize("name", nets.ACTIVATIONS)
+def test_activation_table_agrees_on_arrays_tensors_modules_and_slopes(name):
+    x = np.linspace(-2.0, 2.0, 41) + 0.01  # no point exactly at a kink
+    t = torch.tensor(x)
+    np.testing.assert_allclose(nets.phi(name, x), nets.phi(name, t).numpy())
+    np.testing.assert_allclose(nets.phi(name, x), nets.activation(name)(t).numpy())
+    h = 1e-6
+    numeric = (nets.phi(name, x + h) - nets.phi(name, x - h)) / (2 * h)
+    np.testing.assert_allclose(nets.phi_prime(name, x), numeric, atol=1e-8)
+    np.testing.assert_allclose(nets.phi_prime(name, x), nets.phi_prime(name, t).numpy())
