@@ -163,7 +163,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="hi must be > lo"):
         st.piecewise_linear(st.sawtooth_network(2), 1.0, 1.0)
     with pytest.raises(ValueError, match="n_hidden"):
-        st.mlp_params_bias(1, 4, 0)
+        st.random_relu_net(1, 4, 0, seed=0)
     with pytest.raises(ValueError, match="sigma_b"):
         st.random_pieces_bound(4, [1], 2, seed=0, sigma_b=0.0)
     with pytest.raises(ValueError, match="n_draws"):
@@ -217,7 +217,7 @@ def _nets(width, n_hidden, k, seed):
             sigma=np.sqrt(2),
             bias=True,
             sigma_b=0.5,
-            generator=generator,
+            seed=generator,
             dtype=torch.float64,
         )
         for _ in range(k)
@@ -293,7 +293,7 @@ def test_train_relu_nets_checks_its_arguments():
         st.train_relu_nets(_nets(2, 1, 1, 0), x, x, window=0)
     with pytest.raises(ValueError, match="one length"):
         st.train_relu_nets(_nets(2, 1, 1, 0), x, x[:-1])
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.fit_architectures(0)
 
 
