@@ -234,7 +234,7 @@ def test_weight_gradient_costs_three_passes_less_the_first_backward_product():
 
 
 def test_sgd_run_records_the_steps_asked_for_and_learns():
-    x_train, x_test, y_train, y_test = ad.load_digits_split()
+    x_train, y_train, x_test, y_test, _ = load_digits(scaling="unit")
     params = ad.init_params(seed=0)
     acc = ad.sgd_run(
         params,
