@@ -433,7 +433,6 @@ def test_init_variance_is_one_over_the_larger_fan():
             ),
             "w and v",
         ),
-        (lambda: ad.memory_sweep([]), "depths"),
         (lambda: ad.jacobian_sweep([]), "dims_list"),
         (lambda: ad.init_params((64, 0, 10)), "dims"),
         (lambda: ad.random_program(0, 3), "n_inputs"),
