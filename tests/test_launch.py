@@ -167,12 +167,12 @@ def test_markup_detector_finds_what_rendering_removes():
 def test_unknown_references_and_citations_fail_loudly(sample_index):
     for bad in ("{eq}`nowhere`", "{cite}`nobody2020`"):
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(bad)])
-        with pytest.raises(ValueError, match="nowhere|nobody2020"):
+        with pytest.raises(ValueError, match=r"nowhere|nobody2020"):
             notebooks.render_notebook(notebook, "book/page", sample_index, ROOT)
 
 
 def test_latex_accents_of_the_bibliography_become_unicode():
-    assert notebooks.latex_text(r'At{\i}l{\i}m G{\"u}ne{\c{s}}') == "Atılım Güneş"
+    assert notebooks.latex_text(r"At{\i}l{\i}m G{\"u}ne{\c{s}}") == "Atılım Güneş"
     for fields in INDEX.bibliography.values():
         assert "\\" not in notebooks.reference_text(fields), fields
 
@@ -395,29 +395,62 @@ def test_a_missing_runtime_dependency_fails_the_colab_rehearsal(tmp_path):
         rehearse.colab(BUILD, clone, pages=[page], widgets=False)
 
 
+def test_launch_buttons_are_rewritten_to_the_notebooks():
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import whydeep_launch
+
+    binder = "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/x.md"
+    assert whydeep_launch.binder_notebook_url(binder, "notebooks") == (
+        "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/book/x.ipynb"
+    )
+    colab = "https://colab.research.google.com/github/o/r/blob/main/book/x.md"
+    assert whydeep_launch.colab_notebook_url(colab, "notebooks") == (
+        "https://colab.research.google.com/github/o/r/blob/notebooks/book/x.ipynb"
+    )
+    with pytest.raises(ValueError, match="url="):
+        whydeep_launch.binder_notebook_url("https://mybinder.org/v2/gh/o/r/main", "n")
+
+
 def test_rehearsal_swaps_only_the_torch_index_line():
     text = (ROOT / "binder" / "requirements.txt").read_text()
     swapped = rehearse.rehearsal_requirements(text, "/somewhere/wheels")
     old, new = text.splitlines(), swapped.splitlines()
     changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
     assert changed == [
-        ("--extra-index-url https://download.pytorch.org/whl/cpu", "--find-links /somewhere/wheels")
+        (
+            "--extra-index-url https://download.pytorch.org/whl/cpu",
+            "--find-links /somewhere/wheels",
+        )
     ]
     assert rehearse.rehearsal_requirements(text, None) == text
 
 
 def test_comparison_follows_nbval_rules():
     def cell(*outputs):
-        return nbformat.v4.new_code_cell("x", outputs=[nbformat.from_dict(o) for o in outputs])
+        return nbformat.v4.new_code_cell(
+            "x", outputs=[nbformat.from_dict(o) for o in outputs]
+        )
 
     book = nbformat.v4.new_notebook(
-        cells=[cell({"output_type": "stream", "name": "stdout", "text": "a\nb 1.5 ms wall-clock\n"})]
+        cells=[
+            cell(
+                {
+                    "output_type": "stream",
+                    "name": "stdout",
+                    "text": "a\nb 1.5 ms wall-clock\n",
+                }
+            )
+        ]
     )
     same = nbformat.v4.new_notebook(
         cells=[
             cell(
                 {"output_type": "stream", "name": "stdout", "text": "a\n"},
-                {"output_type": "stream", "name": "stdout", "text": "b 9.9 ms wall-clock\n"},
+                {
+                    "output_type": "stream",
+                    "name": "stdout",
+                    "text": "b 9.9 ms wall-clock\n",
+                },
             )
         ]
     )

@@ -77,13 +77,15 @@ def colab_url(config: dict, page: str) -> str:
 
 
 #: Where binder/postBuild writes the chapters as rendered notebooks (without
-#: outputs), relative to the repository: ``<folder>/<page>.ipynb``.
+#: outputs), relative to the repository: ``<folder>/<page>.ipynb``
+#: (``whydeep_binder_folder`` in _config.yml; tests/test_publishing.py checks).
 BINDER_FOLDER = "notebooks"
 
 
 def binder_path(config: dict, page: str) -> str:
     """Path, in a Binder session's checkout, of ``page``'s rendered notebook."""
-    return f"{BINDER_FOLDER}/{_path_in_repo(config, page, '.ipynb')}"
+    folder = config["sphinx"]["config"].get("whydeep_binder_folder", BINDER_FOLDER)
+    return f"{folder}/{_path_in_repo(config, page, '.ipynb')}"
 
 
 def binder_url(config: dict, page: str) -> str:
@@ -252,11 +254,35 @@ def split_blocks(text: str) -> list[Block]:
     return blocks
 
 
-_ACCENTS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302",
-             "~": "\u0303", "=": "\u0304", ".": "\u0307", "u": "\u0306",
-             "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328"}
-_LETTERS = {"i": "ı", "j": "ȷ", "o": "ø", "O": "Ø", "l": "ł", "L": "Ł", "ss": "ß",
-            "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ"}
+_ACCENTS = {
+    '"': "\u0308",
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    "~": "\u0303",
+    "=": "\u0304",
+    ".": "\u0307",
+    "u": "\u0306",
+    "v": "\u030c",
+    "H": "\u030b",
+    "c": "\u0327",
+    "k": "\u0328",
+}
+_LETTERS = {
+    "i": "ı",
+    "j": "ȷ",
+    "o": "ø",
+    "O": "Ø",
+    "l": "ł",
+    "L": "Ł",
+    "ss": "ß",
+    "aa": "å",
+    "AA": "Å",
+    "ae": "æ",
+    "AE": "Æ",
+    "oe": "œ",
+    "OE": "Œ",
+}
 
 
 def latex_text(value: str) -> str:
@@ -285,7 +311,7 @@ def _field(entry_text: str) -> dict[str, str]:
         name, i = match[1].lower(), match.end()
         if i >= len(entry_text):
             break
-        if entry_text[i] in "{\"":
+        if entry_text[i] in '{"':
             closing = "}" if entry_text[i] == "{" else '"'
             depth, j = 0, i
             while j < len(entry_text):
@@ -354,12 +380,14 @@ def reference_text(fields: dict[str, str]) -> str:
             names.append(f"{first} {last}".strip())
         elif person.strip():
             names.append(person.strip())
-    venue = fields.get("journal") or fields.get("booktitle") or fields.get(
-        "publisher", ""
+    venue = (
+        fields.get("journal") or fields.get("booktitle") or fields.get("publisher", "")
     )
     if fields.get("eprint") and not venue:
         venue = f"arXiv:{fields['eprint']}"
-    text = f"{', '.join(names)} ({fields.get('year', 'n.d.')}). {fields.get('title', '')}."
+    text = (
+        f"{', '.join(names)} ({fields.get('year', 'n.d.')}). {fields.get('title', '')}."
+    )
     if venue:
         text += f" *{venue}*."
     if fields.get("doi"):
@@ -438,9 +466,10 @@ def index_page(page: str, text: str, chapter: str, targets: dict) -> str:
                     if target := _TARGET.match(line.strip()):
                         pending_target = target["label"]
                     elif heading := _HEADING.match(line):
-                        if len(heading["hashes"]) == 1 and title == page.rsplit(
-                            "/", 1
-                        )[-1]:
+                        if (
+                            len(heading["hashes"]) == 1
+                            and title == page.rsplit("/", 1)[-1]
+                        ):
                             title = heading["title"]
                         if pending_target:
                             targets[pending_target] = Target(
@@ -518,18 +547,24 @@ class Renderer:
         for key in keys:
             fields = self.index.bibliography.get(key)
             if fields is None:
-                raise ValueError(f"{self.page}: citation {key!r} is not in the bibliography")
+                raise ValueError(
+                    f"{self.page}: citation {key!r} is not in the bibliography"
+                )
             if key not in self.cited:
                 self.cited.append(key)
             who, year = author_short(fields), fields.get("year", "n.d.")
             parts.append(
-                f"[{who} ({year})]({url})" if name == "cite:t" else f"[{who}, {year}]({url})"
+                f"[{who} ({year})]({url})"
+                if name == "cite:t"
+                else f"[{who}, {year}]({url})"
             )
         return "; ".join(parts) if name == "cite:t" else f"({'; '.join(parts)})"
 
     def _reference(self, name: str, body: str) -> str:
         explicit = _EXPLICIT.match(body)
-        text, label = (explicit["text"], explicit["target"]) if explicit else (None, body)
+        text, label = (
+            (explicit["text"], explicit["target"]) if explicit else (None, body)
+        )
         label = label.strip()
         if name == "doc":
             page = (
@@ -630,11 +665,28 @@ class Renderer:
                 url = f"{self.index.base_url}{folder}{url}"
             caption = self.markdown(block.body).strip() if name == "figure" else ""
             return f"![{alt}]({url})" + (f"\n\n*{caption}*" if caption else "")
-        if name in ADMONITIONS or name in ("admonition", "dropdown", "margin", "sidebar", "epigraph", "topic"):
-            heading = argument if name in ("admonition", "dropdown", "topic", "sidebar") else ADMONITIONS.get(name, "")
-            return "\n" + self._quoted(f"**{heading}**" if heading else "", block.body) + "\n"
+        if name in ADMONITIONS or name in (
+            "admonition",
+            "dropdown",
+            "margin",
+            "sidebar",
+            "epigraph",
+            "topic",
+        ):
+            heading = (
+                argument
+                if name in ("admonition", "dropdown", "topic", "sidebar")
+                else ADMONITIONS.get(name, "")
+            )
+            return (
+                "\n"
+                + self._quoted(f"**{heading}**" if heading else "", block.body)
+                + "\n"
+            )
         if name in ("solution-start", "solution-end"):
-            raise ValueError(f"{self.page}: a {name} block outside the solutions' layout")
+            raise ValueError(
+                f"{self.page}: a {name} block outside the solutions' layout"
+            )
         # Any other directive: its content, headed by its name and argument.
         heading = f"**{name.split(':')[-1].replace('-', ' ').capitalize()}**"
         if argument:
@@ -647,7 +699,9 @@ class Renderer:
         url = self.index.page_url(self.page, "references")
         entries = "\n".join(
             f"- {reference_text(self.index.bibliography[key])}"
-            for key in sorted(self.cited, key=lambda k: (author_short(self.index.bibliography[k]), k))
+            for key in sorted(
+                self.cited, key=lambda k: (author_short(self.index.bibliography[k]), k)
+            )
         )
         return (
             f"The works cited in this notebook (the book's list: [References]({url})):"
@@ -667,10 +721,17 @@ class Renderer:
                     (n for n in nodes if getattr(n, "name", None) == part), None
                 )
                 if found is None:
-                    raise ValueError(f"{self.page}: no {block.options['pyobject']} in {path.name}")
+                    raise ValueError(
+                        f"{self.page}: no {block.options['pyobject']} in {path.name}"
+                    )
                 nodes = getattr(found, "body", [])
             lines = source.split("\n")
-            start = min([found.lineno, *(d.lineno for d in getattr(found, "decorator_list", []))])
+            start = min(
+                [
+                    found.lineno,
+                    *(d.lineno for d in getattr(found, "decorator_list", [])),
+                ]
+            )
             source = "\n".join(lines[start - 1 : found.end_lineno])
         language = block.options.get("language", "")
         return f"```{language}\n{source.rstrip()}\n```"
@@ -698,41 +759,35 @@ def _split_solutions(cells: list) -> list[tuple[object, str | None]]:
             pieces.append((cell, current))
             continue
         lines = cell.source.split("\n")
-        buffer: list[str] = []
-        i = 0
-
-        def flush(owner):
-            text = "\n".join(buffer).strip("\n")
+        start, i = 0, 0
+        while i <= len(lines):
+            kind = _solution_fence(lines[i]) if i < len(lines) else "end of cell"
+            if kind is None:
+                i += 1
+                continue
+            text = "\n".join(lines[start:i]).strip("\n")
             if text.strip():
                 piece = copy.deepcopy(cell)
                 piece.source = text
-                pieces.append((piece, owner))
-            buffer.clear()
-
-        while i < len(lines):
-            kind = _solution_fence(lines[i])
-            if kind is None:
-                buffer.append(lines[i])
-                i += 1
-                continue
-            flush(current)
-            fence = _OPEN.match(lines[i])["fence"]
-            argument = _DIRECTIVE_INFO.match(_OPEN.match(lines[i])["info"].strip())[
-                "argument"
-            ].strip()
+                pieces.append((piece, current))
+            if i == len(lines):
+                break
+            opening = _OPEN.match(lines[i])
+            fence = opening["fence"]
+            argument = _DIRECTIVE_INFO.match(opening["info"].strip())["argument"]
             i += 1
             while i < len(lines) and not _closes(lines[i], fence):
                 i += 1
             i += 1
+            start = i
             if kind == "solution-start":
                 if current is not None:
                     raise ValueError(f"solution of {current!r} never ends")
-                current = argument
+                current = argument.strip()
             else:
                 if current is None:
                     raise ValueError("a solution-end without a solution-start")
                 current = None
-        flush(current)
     if current is not None:
         raise ValueError(f"solution of {current!r} never ends")
     return pieces

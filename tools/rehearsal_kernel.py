@@ -11,8 +11,8 @@ for anyone whose environment does not happen to have it.
 
 Until ``whydeep`` is installed (by the notebook's install cell) only the
 kernel's packages are visible; the allowed set is recomputed whenever
-``whydeep`` is looked up, so the install cell's ``find_spec("whydeep")`` and the
-first ``import whydeep`` see the freshly installed metadata.
+``whydeep`` is looked up and before any import is refused, so what the install
+cell installs is seen at once.
 
 Runs with the standard library only (plus ipykernel, to start the kernel).
 """
@@ -78,6 +78,9 @@ class DeclaredOnly(importlib.abc.MetaPathFinder):
         if path is not None or "." in fullname:
             return None
         owners = self.owners.get(fullname)
+        if owners and not set(owners) & self.allowed:
+            self.refresh()  # something may have been installed since
+            owners = self.owners.get(fullname)
         if owners and not set(owners) & self.allowed:
             raise ModuleNotFoundError(
                 f"No module named {fullname!r}: it is installed ({owners[0]}), but "

@@ -35,6 +35,7 @@ left to the live-widget check.
     python tools/rehearse.py setup          # make or reuse the environment
     python tools/rehearse.py colab|binder   # rehearse every chapter, print a summary
     python tools/rehearse.py compare BOOK.ipynb RUN.ipynb   # nbformat only
+    python tools/rehearse.py hosted PUBLISHED/ RESULTS/      # in a hosted runtime
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ SKIP_COMPARE = {
 }
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STATIC_SLIDER = 'class="whydeep-slider"'
-TORCH_INDEX = re.compile(r"^\s*--(?:extra-)?index-url\s+\S*download\.pytorch\.org\S*\s*$")
-CELL_TIMEOUT = 600
+TORCH_INDEX = re.compile(
+    r"^\s*--(?:extra-)?index-url\s+\S*download\.pytorch\.org\S*\s*$"
+)
+CELL_TIMEOUT = int(os.environ.get("WHYDEEP_CELL_TIMEOUT", "600"))
 
 
 # --------------------------------------------------------------------------
@@ -118,7 +121,10 @@ def rehearsal_requirements(text: str, torch_source: str | None) -> str:
     if torch_source is None:
         return text
     lines = text.splitlines()
-    swapped = [f"--find-links {torch_source}" if TORCH_INDEX.match(l) else l for l in lines]
+    swapped = [
+        f"--find-links {torch_source}" if TORCH_INDEX.match(line) else line
+        for line in lines
+    ]
     if swapped == lines:
         raise ValueError("binder/requirements.txt has no PyTorch index line to swap")
     return "\n".join(swapped) + "\n"
@@ -164,7 +170,9 @@ def setup(force: bool = False) -> float:
         check=True,
     )
     seconds = time.perf_counter() - start
-    STAMP.write_text(json.dumps({"key": environment_key(), "seconds": round(seconds, 1)}))
+    STAMP.write_text(
+        json.dumps({"key": environment_key(), "seconds": round(seconds, 1)})
+    )
     return seconds
 
 
@@ -198,7 +206,9 @@ def offline_environment(home: Path) -> dict[str, str]:
 
 
 def pip_in_environment(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([str(PYTHON), "-m", "pip", *args], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", *args], check=True, env=env, capture_output=True
+    )
 
 
 def uninstall_package(env: dict[str, str]) -> None:
@@ -209,7 +219,11 @@ def uninstall_package(env: dict[str, str]) -> None:
         capture_output=True,
     )
     check = subprocess.run(
-        [str(PYTHON), "-c", "import importlib.util as u; print(u.find_spec('whydeep'))"],
+        [
+            str(PYTHON),
+            "-c",
+            "import importlib.util as u; print(u.find_spec('whydeep'))",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -236,10 +250,15 @@ def _process_environment(env: dict[str, str]):
         os.environ.update(saved)
 
 
-def _kernel_manager(folder: Path, declared_only: bool):
+def _kernel_manager(folder: Path, declared_only: bool | None):
+    """A kernel of the rehearsal environment (``declared_only``: behind the
+    import hook of ``tools/rehearsal_kernel.py``), or, with ``None``, the
+    current environment's default ``python3`` kernel (a hosted runtime's)."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
+    if declared_only is None:
+        return AsyncKernelManager(kernel_name="python3")
     name = "whydeep-rehearsal"
     spec = folder / "kernels" / name
     spec.mkdir(parents=True, exist_ok=True)
@@ -274,12 +293,13 @@ def execute(
     cwd: Path,
     env: dict[str, str],
     *,
-    declared_only: bool,
+    declared_only: bool | None,
     widgets: bool = False,
 ) -> Run:
     """Execute ``notebook`` in a fresh kernel of the rehearsal environment, in
     ``cwd``; raise ``nbclient.exceptions.CellExecutionError`` on an error.
     With ``widgets``, move every interactive figure's controls afterwards."""
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
 
     notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
@@ -297,18 +317,23 @@ def execute(
         )
         start = time.perf_counter()
         seen = []
-        with _process_environment(env), client.setup_kernel():
-            for index, cell in enumerate(notebook.cells):
-                client.execute_cell(cell, index)
-            seconds = time.perf_counter() - start
-            if widgets:
-                seen = poke_widgets(client, notebook)
+        try:
+            with _process_environment(env), client.setup_kernel():
+                for index, cell in enumerate(notebook.cells):
+                    client.execute_cell(cell, index)
+                seconds = time.perf_counter() - start
+                if widgets:
+                    seen = poke_widgets(client, notebook)
+        finally:
+            # nbclient leaves a kernel manager it was given running
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=True)
     return Run(page, notebook, seconds, seen)
 
 
 POKE = """\
 import hashlib as _h, json as _j
-from IPython.utils.capture import capture_output as _capture
+from IPython import get_ipython as _ip
 from ipywidgets import interactive as _interactive
 try:
     from ipywidgets.widgets.widget import _instances as _all_widgets
@@ -317,11 +342,20 @@ except ImportError:  # ipywidgets 7
     _all_widgets = _Widget.widgets
 
 def _whydeep_frame(control, value):
-    # set a control as a reader's click does; the figures it draws, hashed
-    with _capture() as captured:
+    # set a control as a reader's click does; the figures it displays, hashed
+    pngs = []
+    def hook(msg):
+        data = msg.get("content", {{}}).get("data", {{}})
+        if "image/png" in data:
+            pngs.append(_h.sha256(data["image/png"].encode()).hexdigest())
+        return msg
+    publisher = _ip().display_pub
+    publisher.register_hook(hook)
+    try:
         control.value = value
-    return [_h.sha256(o.data["image/png"].encode()).hexdigest()
-            for o in captured.outputs if "image/png" in o.data]
+    finally:
+        publisher.unregister_hook(hook)
+    return pngs
 
 _w = _all_widgets[{model_id!r}]
 _report = {{"interactive": isinstance(_w, _interactive), "controls": []}}
@@ -364,16 +398,24 @@ def poke_widgets(client, notebook: nbformat.NotebookNode) -> list[dict]:
     notebook's own outputs are untouched.
     """
     reports = []
-    for index, model_ids in widget_cells(notebook).items():
+    for index, model_ids in list(widget_cells(notebook).items()):
         for model_id in model_ids:
             cell = nbformat.v4.new_code_cell(POKE.format(model_id=model_id))
-            client.execute_cell(cell, len(notebook.cells))
+            notebook.cells.append(cell)  # nbclient stores a cell at its index
+            try:
+                client.execute_cell(cell, len(notebook.cells) - 1)
+            finally:
+                notebook.cells.pop()
             text = "".join(
-                o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"
+                o.get("text", "")
+                for o in cell.outputs
+                if o.get("output_type") == "stream"
             )
             match = re.search(r"^WHYDEEP-WIDGET (.*)$", text, re.M)
             if match is None:
-                raise RuntimeError(f"cell {index}: no report from the widget check: {text}")
+                raise RuntimeError(
+                    f"cell {index}: no report from the widget check: {text}"
+                )
             report = json.loads(match[1])
             report["cell"] = index
             reports.append(report)
@@ -439,11 +481,15 @@ def is_interactive_output(output) -> bool:
     return (
         STATIC_SLIDER in html
         or WIDGET_VIEW in data
-        or (output.get("output_type") == "execute_result" and ".show(**values)" in plain)
+        or (
+            output.get("output_type") == "execute_result" and ".show(**values)" in plain
+        )
     )
 
 
-def compare(book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=None) -> list[str]:
+def compare(
+    book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=None
+) -> list[str]:
     """Differences between the book's text outputs and a rehearsal's.
 
     Code cells are paired by source, in order (a rendered notebook may have moved
@@ -460,9 +506,16 @@ def compare(book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=No
             continue
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                problems.append(f"error in {cell.source[:60]!r}: {output.get('ename')}: {output.get('evalue')}")
+                problems.append(
+                    f"error in {cell.source[:60]!r}: {output.get('ename')}: {output.get('evalue')}"
+                )
         match = next(
-            (i for i, c in enumerate(reference) if not used[i] and c.source == cell.source), None
+            (
+                i
+                for i, c in enumerate(reference)
+                if not used[i] and c.source == cell.source
+            ),
+            None,
         )
         if match is None:
             continue  # the install cell
@@ -471,7 +524,9 @@ def compare(book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=No
         live = [o for o in mine if is_interactive_output(o)]
         static = [o for o in theirs if is_interactive_output(o)]
         if bool(live) != bool(static):
-            problems.append(f"cell {cell.source[:60]!r}: interactive figure in one run only")
+            problems.append(
+                f"cell {cell.source[:60]!r}: interactive figure in one run only"
+            )
         want = _flatten([o for o in theirs if not is_interactive_output(o)], patterns)
         got = _flatten([o for o in mine if not is_interactive_output(o)], patterns)
         if want != got:
@@ -493,7 +548,11 @@ def compare(book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=No
 
 def head_commit(root: Path = ROOT) -> str:
     return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+        ["git", "rev-parse", "HEAD"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -509,6 +568,7 @@ def _notebooks_module(root: Path):
         f"_whydeep_notebooks_{abs(hash(root))}", root / "tools" / "notebooks.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -519,7 +579,12 @@ def colab_notebooks(build: Path, out: Path, root: Path = ROOT) -> dict[str, Path
     config = notebooks.load_config(root)
     commit = head_commit(root)
     written = notebooks.write_notebooks(
-        build, out, config, commit, root=root, requirement=local_requirement(root, commit)
+        build,
+        out,
+        config,
+        commit,
+        root=root,
+        requirement=local_requirement(root, commit),
     )
     pages = notebooks.executed_pages(build)
     return {page: out / path for page, path in zip(pages, written, strict=True)}
@@ -547,7 +612,14 @@ def colab(
                 content.mkdir(parents=True)  # an empty folder, like Colab's /content
                 notebook = nbformat.read(path, as_version=4)
                 runs.append(
-                    execute(notebook, page, content, env, declared_only=True, widgets=widgets)
+                    execute(
+                        notebook,
+                        page,
+                        content,
+                        env,
+                        declared_only=True,
+                        widgets=widgets,
+                    )
                 )
         finally:
             uninstall_package(env)
@@ -584,15 +656,52 @@ def binder(root: Path = ROOT, pages: list[str] | None = None) -> list[Run]:
                     continue
                 path = repo / notebooks.binder_path(config, page)
                 notebook = nbformat.read(path, as_version=4)
-                runs.append(execute(notebook, page, path.parent, env, declared_only=False))
+                runs.append(
+                    execute(notebook, page, path.parent, env, declared_only=False)
+                )
         finally:
             uninstall_package(env)
     return runs
 
 
+def hosted(published: Path, out: Path) -> int:
+    """Run every published notebook under ``published`` in *this* Python's own
+    kernel (the weekly job runs it inside Colab's runtime image, with the
+    network): the install cell installs from GitHub, then the outputs are
+    compared with the ones the notebook carries (the book's). Writes
+    ``out/summary.md``; returns the number of failing notebooks."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines, failed = [], 0
+    for path in sorted(published.rglob("*.ipynb")):
+        page = path.relative_to(published).with_suffix("").as_posix()
+        notebook = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory(prefix="whydeep-hosted-") as cwd:
+            try:
+                run = execute(
+                    notebook, page, Path(cwd), dict(os.environ), declared_only=None
+                )
+                problems = compare(notebook, run.notebook)
+                seconds = f"{run.seconds:.0f} s"
+            except Exception as error:  # a failing cell: report it, go on
+                problems, seconds = (
+                    [f"{type(error).__name__}: {str(error)[-1500:]}"],
+                    "-",
+                )
+        failed += bool(problems)
+        lines.append(
+            f"- `{page}` ({seconds}): " + ("ok" if not problems else "**fails**")
+        )
+        lines += [f"  ```\n  {p}\n  ```" for p in problems]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["setup", "colab", "binder", "compare"])
+    parser.add_argument(
+        "what", choices=["setup", "colab", "binder", "compare", "hosted"]
+    )
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--force", action="store_true", help="setup: remake it")
     args = parser.parse_args(argv)
@@ -601,9 +710,15 @@ def main(argv: list[str] | None = None) -> int:
         problems = compare(book, run)
         print("\n".join(problems) or "same text outputs")
         return 1 if problems else 0
+    if args.what == "hosted":
+        published, out = args.files
+        return 1 if hosted(published, out) else 0
     if args.what == "setup":
         seconds = setup(force=args.force)
-        print(f"rehearsal environment {VENV}: " + (f"made in {seconds:.0f} s" if seconds else "current"))
+        print(
+            f"rehearsal environment {VENV}: "
+            + (f"made in {seconds:.0f} s" if seconds else "current")
+        )
         return 0
     setup()
     runs = colab() if args.what == "colab" else binder()
@@ -612,7 +727,9 @@ def main(argv: list[str] | None = None) -> int:
         executed = ROOT / "_build" / "jupyter_execute" / f"{run.page}.ipynb"
         problems = compare(nbformat.read(executed, as_version=4), run.notebook)
         failed += bool(problems)
-        print(f"{run.page:<24} {run.seconds:6.1f} s  {'ok' if not problems else 'DIFFERS'}")
+        print(
+            f"{run.page:<24} {run.seconds:6.1f} s  {'ok' if not problems else 'DIFFERS'}"
+        )
         for problem in problems:
             print("   ", problem)
     return 1 if failed else 0
