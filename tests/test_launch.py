@@ -459,3 +459,29 @@ def test_comparison_follows_nbval_rules():
     )
     assert rehearse.compare(book, same) == []
     assert rehearse.compare(book, other)
+
+
+@pytest.mark.build
+def test_hosted_mode_of_the_weekly_job_runs_and_reports(published, tmp_path):
+    """What the weekly job runs inside Colab's image, here with this
+    environment's own kernel (where the install cell does nothing): one
+    notebook passes, and a notebook whose output was tampered with is reported."""
+    page = (
+        "book/conventions" if "book/conventions" in published else next(iter(published))
+    )
+    folder = tmp_path / "published"
+    (folder / "book").mkdir(parents=True)
+    notebook = nbformat.read(published[page], as_version=4)
+    nbformat.write(notebook, folder / f"{page}.ipynb")
+    assert rehearse.hosted(folder, tmp_path / "results") == 0
+    assert "ok" in (tmp_path / "results" / "summary.md").read_text()
+    for cell in notebook.cells:
+        streams = [
+            o for o in cell.get("outputs", []) if o.get("output_type") == "stream"
+        ]
+        if streams:
+            streams[0]["text"] = "not what the page prints\n"
+            break
+    nbformat.write(notebook, folder / f"{page}.ipynb")
+    assert rehearse.hosted(folder, tmp_path / "results") == 1
+    assert "**fails**" in (tmp_path / "results" / "summary.md").read_text()

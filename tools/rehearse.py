@@ -3,7 +3,7 @@
 A reader presses Colab or Binder and runs a chapter top to bottom in a fresh
 kernel. This module does the same here, without the network:
 
-- **One environment** (``.rehearsal/venv``), made from ``binder/requirements.txt``
+- **One environment** (``.venv/rehearsal/venv``), made from ``binder/requirements.txt``
   (the packages a hosted notebook has: torch, numpy, scipy, matplotlib,
   scikit-learn, ipykernel, ipywidgets, at the book's pins, plus jupytext) with
   only its PyTorch index line swapped for the local torch wheel source, and
@@ -57,7 +57,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-HOME = Path(os.environ.get("WHYDEEP_REHEARSAL_DIR", ROOT / ".rehearsal"))
+# Inside .venv: ignored by git, by the book build and by the copies the build
+# test and `make bench` make, and removed with it.
+HOME = Path(os.environ.get("WHYDEEP_REHEARSAL_DIR", ROOT / ".venv" / "rehearsal"))
 VENV = HOME / "venv"
 WHEELHOUSE = HOME / "wheelhouse"
 STAMP = HOME / "installed.json"
@@ -81,7 +83,8 @@ STATIC_SLIDER = 'class="whydeep-slider"'
 TORCH_INDEX = re.compile(
     r"^\s*--(?:extra-)?index-url\s+\S*download\.pytorch\.org\S*\s*$"
 )
-CELL_TIMEOUT = int(os.environ.get("WHYDEEP_CELL_TIMEOUT", "600"))
+# seconds per cell, as the book build allows (_config.yml: execute.timeout)
+CELL_TIMEOUT = int(os.environ.get("WHYDEEP_CELL_TIMEOUT", "300"))
 
 
 # --------------------------------------------------------------------------
