@@ -310,7 +310,9 @@ def _needs_environment():
 
 
 def _book(page: str):
-    return nbformat.read(BUILD / "jupyter_execute" / f"{page}.ipynb", as_version=4)
+    """The book's outputs (from the execution cache when MyST-NB left the
+    page's notebook without them)."""
+    return notebooks.read_executed(BUILD, page)
 
 
 @pytest.fixture(scope="module")

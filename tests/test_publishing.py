@@ -295,9 +295,7 @@ def test_published_notebooks_keep_outputs_and_start_with_the_install_cell(
     """The code cells, their outputs and their order are the book's; Markdown is
     rendered for a notebook reader (tests/test_launch.py checks it)."""
     for page in pages:
-        executed = nbformat.read(
-            BUILD / "jupyter_execute" / f"{page}.ipynb", as_version=4
-        )
+        executed = notebooks.read_executed(BUILD, page)
         relative = notebooks.colab_url(CONFIG, page).rsplit(
             f"/{notebooks.notebooks_branch(CONFIG)}/", 1
         )[1]
@@ -312,6 +310,7 @@ def test_published_notebooks_keep_outputs_and_start_with_the_install_cell(
             return [(c.source, c.outputs) for c in cells if c.cell_type == "code"]
 
         assert code(rest) == code(executed.cells), page
+        assert any(c.get("outputs") for c in rest), f"{page}: published without outputs"
 
 
 def test_every_executed_page_has_binder_and_downloads_and_no_live_code(pages):

@@ -870,24 +870,48 @@ def myst_markup(text: str) -> list[str]:
     return found
 
 
+def read_executed(build: Path, page: str) -> nbformat.NotebookNode:
+    """The executed notebook of ``page`` in ``build``, with its outputs.
+
+    When MyST-NB takes a page from its execution cache (its prose changed, its
+    code did not), it writes ``jupyter_execute/<page>.ipynb`` without outputs;
+    they are then read back from the build's cache, so that a published
+    notebook never loses its outputs.
+    """
+    path = build / "jupyter_execute" / f"{page}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    if not code or any(c.get("outputs") for c in code):
+        return notebook
+    from jupyter_cache import get_cache
+
+    cache = build / ".jupyter_cache"
+    try:
+        _, merged = get_cache(cache).merge_match_into_notebook(notebook)
+    except KeyError as error:
+        raise FileNotFoundError(
+            f"{path} has no outputs and {cache} has none for it: rebuild the book"
+        ) from error
+    return merged
+
+
 def colab_notebook(
-    executed: Path,
+    build: Path,
+    page: str,
     config: dict,
     ref: str,
     *,
-    page: str | None = None,
     index: BookIndex | None = None,
     requirement: str | None = None,
 ) -> nbformat.NotebookNode:
-    """The executed notebook (outputs kept), rendered for a notebook reader
-    (when ``page`` and ``index`` are given), with the install cell first.
+    """``page``'s executed notebook in ``build`` (outputs kept), rendered for a
+    notebook reader, with the install cell first.
 
     ``requirement`` replaces the install cell's requirement (the rehearsals
     install from a local clone instead of GitHub).
     """
-    notebook = nbformat.read(executed, as_version=4)
-    if page is not None:
-        notebook = render_notebook(notebook, page, index or book_index(ROOT, config))
+    notebook = read_executed(build, page)
+    notebook = render_notebook(notebook, page, index or book_index(ROOT, config))
     cell = nbformat.v4.new_code_cell(install_cell_source(config, ref, requirement))
     cell.id = INSTALL_CELL_ID
     # Hidden wherever the notebook is rendered as a page (MyST-NB's tag).
@@ -921,12 +945,7 @@ def write_notebooks(
     index = book_index(root, config)
     for page in executed_pages(build):
         notebook = colab_notebook(
-            build / "jupyter_execute" / f"{page}.ipynb",
-            config,
-            ref,
-            page=page,
-            index=index,
-            requirement=requirement,
+            build, page, config, ref, index=index, requirement=requirement
         )
         relative = _path_in_repo(config, page, ".ipynb")
         target = out / relative

@@ -502,10 +502,10 @@ def compare(
 
     Code cells are paired by source, in order (a rendered notebook starts with an
     install cell the book does not have). Errors in the rehearsal are
-    differences. Outputs that exist only with or only without a kernel are left
-    out: the book's static sliders and the rehearsal's widgets; a cell with a
-    static slider in the book must show a widget in the rehearsal (the
-    live-widget check then moves its controls).
+    differences. Interactive figures (static sliders without a kernel, live
+    widgets with one) and other live widgets (progress bars) are left out; a
+    cell with an interactive figure in the book must show one in the rehearsal
+    (the live-widget check then moves its controls).
     """
     patterns = sanitize_patterns() if patterns is None else patterns
     problems = []
@@ -532,13 +532,21 @@ def compare(
             continue  # the install cell
         used[match] = True
         mine, theirs = cell.get("outputs", []), reference[match].get("outputs", [])
-        if any(map(is_static_slider, theirs)) and not any(map(is_live_widget, mine)):
+        if any(map(is_static_slider, theirs)) and not any(
+            is_live_widget(o) or is_static_slider(o) for o in mine
+        ):
             problems.append(
                 f"cell {cell.source[:60]!r}: an interactive figure in the book, "
-                "no widget in the rehearsal"
+                "none in the rehearsal"
             )
-        want = _flatten([o for o in theirs if not is_static_slider(o)], patterns)
-        got = _flatten([o for o in mine if not is_live_widget(o)], patterns)
+
+        def text(outputs):
+            kept = [
+                o for o in outputs if not is_live_widget(o) and not is_static_slider(o)
+            ]
+            return _flatten(kept, patterns)
+
+        want, got = text(theirs), text(mine)
         if want != got:
             problems.append(
                 f"cell {cell.source.splitlines()[0][:60]!r}: outputs differ\n"
@@ -734,8 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = colab() if args.what == "colab" else binder()
     failed = 0
     for run in runs:
-        executed = ROOT / "_build" / "jupyter_execute" / f"{run.page}.ipynb"
-        problems = compare(nbformat.read(executed, as_version=4), run.notebook)
+        book = _notebooks_module(ROOT).read_executed(ROOT / "_build", run.page)
+        problems = compare(book, run.notebook)
         failed += bool(problems)
         print(
             f"{run.page:<24} {run.seconds:6.1f} s  {'ok' if not problems else 'DIFFERS'}"
