@@ -459,8 +459,11 @@ def test_comparison_follows_nbval_rules():
     other = nbformat.v4.new_notebook(
         cells=[cell({"output_type": "stream", "name": "stdout", "text": "a\nc\n"})]
     )
-    assert rehearse.compare(book, same) == []
-    assert rehearse.compare(book, other)
+    timings = [(r"[0-9.]+ ms wall-clock", "<time> wall-clock")]  # a sanitize rule
+    assert rehearse.compare(book, same, timings) == []
+    assert rehearse.compare(book, same, [])  # without the rule, they differ
+    assert rehearse.compare(book, other, timings)
+    assert rehearse.sanitize_patterns(ROOT / "tests" / "nbval_sanitize.cfg") is not None
 
 
 @pytest.mark.build
