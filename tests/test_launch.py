@@ -463,6 +463,8 @@ def test_comparison_follows_nbval_rules():
     assert rehearse.compare(book, same, timings) == []
     assert rehearse.compare(book, same, [])  # without the rule, they differ
     assert rehearse.compare(book, other, timings)
+    book.cells[0].metadata["tags"] = ["nbval-ignore-output"]  # as nbval: skipped
+    assert rehearse.compare(book, other, []) == []
     assert rehearse.sanitize_patterns(ROOT / "tests" / "nbval_sanitize.cfg") is not None
 
 

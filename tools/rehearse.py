@@ -495,6 +495,16 @@ def is_live_widget(output) -> bool:
     )
 
 
+def nbval_ignores(cell) -> bool:
+    """nbval's per-cell markers: the tags ``nbval-ignore-output``/``nbval-skip``
+    or the comments ``# NBVAL_IGNORE_OUTPUT``/``# NBVAL_SKIP`` (errors still count)."""
+    tags = set(cell.get("metadata", {}).get("tags", []))
+    if tags & {"nbval-ignore-output", "nbval-skip"}:
+        return True
+    first = cell.source.lstrip().split("\n", 1)[0].strip()
+    return first in ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
+
+
 def compare(
     book: nbformat.NotebookNode, run: nbformat.NotebookNode, patterns=None
 ) -> list[str]:
@@ -531,6 +541,8 @@ def compare(
         if match is None:
             continue  # the install cell
         used[match] = True
+        if nbval_ignores(reference[match]):
+            continue  # nbval does not compare this cell's output either
         mine, theirs = cell.get("outputs", []), reference[match].get("outputs", [])
         if any(map(is_static_slider, theirs)) and not any(
             is_live_widget(o) or is_static_slider(o) for o in mine
