@@ -49,7 +49,9 @@ def _int_list(name: str, values, minimum: int = 1) -> list[int]:
     try:
         items = list(values)
     except TypeError:
-        raise ValueError(f"{name} must be a sequence of integers, got {values!r}")
+        raise ValueError(
+            f"{name} must be a sequence of integers, got {values!r}"
+        ) from None
     if not items:
         raise ValueError(f"{name} must not be empty, got {values!r}")
     return [check_int(f"{name}[i]", v, minimum=minimum) for v in items]
@@ -224,9 +226,12 @@ def simulate_isotropic_risk(
     out = np.empty((check_int("n_draws", n_draws, minimum=1), len(ps)))
     for j, p in enumerate(ps):
         beta = np.full(p, np.sqrt(signal / p))
-        out[:, j] = simulate_subset_risk(
-            n, [p], beta, noise, n_draws=n_draws, ridge=ridge, seed=seed + j
-        )[:, 0] - noise
+        out[:, j] = (
+            simulate_subset_risk(
+                n, [p], beta, noise, n_draws=n_draws, ridge=ridge, seed=seed + j
+            )[:, 0]
+            - noise
+        )
     return out
 
 
@@ -236,7 +241,7 @@ def _least_squares_batch(x: np.ndarray, y: np.ndarray, ridge: np.ndarray):
     ``x`` has shape ``(k, n, p)``, ``y`` ``(k, n)``; ``ridge`` shape ``(k,)`` is
     the penalty ``lambda`` in ``||y - x b||^2 / n + lambda ||b||^2``.
     """
-    k, n, p = x.shape
+    _, n, p = x.shape
     reg = (n * ridge)[:, None, None]
     if p <= n:
         xt = np.swapaxes(x, 1, 2)
@@ -339,8 +344,10 @@ def random_features_sweep(
     d = x_train.shape[1]
     target = np.eye(n_classes)[y_train]
     target_test = np.eye(n_classes)[y_test]
-    out = {k: np.empty((n_draws, len(n_features))) for k in
-           ("test_mse", "test_error", "train_mse", "norm")}
+    out = {
+        k: np.empty((n_draws, len(n_features)))
+        for k in ("test_mse", "test_error", "train_mse", "norm")
+    }
     for r in range(n_draws):
         w = rng.standard_normal((d, max(n_features))) / np.sqrt(d)
         phi_train = np.maximum(x_train @ w, 0)
@@ -374,7 +381,7 @@ def corrupt_labels(labels, fraction: float, n_classes: int = 10, *, seed: int = 
     n_classes = check_int("n_classes", n_classes, minimum=2)
     rng = _rng(seed)
     out = labels.copy()
-    n_bad = int(round(fraction * len(labels)))
+    n_bad = round(fraction * len(labels))
     idx = rng.permutation(len(labels))[:n_bad]
     out[idx] = rng.integers(0, n_classes, size=n_bad)
     return out
@@ -543,8 +550,10 @@ def gd_least_squares(x, y, w0, *, lr: float | None = None, n_steps: int = 2000):
             f"{y.shape}, {w.shape}"
         )
     n = x.shape[0]
-    top = np.linalg.eigvalsh(x.T @ x / n)[-1] if x.shape[1] <= n else (
-        np.linalg.eigvalsh(x @ x.T / n)[-1]
+    top = (
+        np.linalg.eigvalsh(x.T @ x / n)[-1]
+        if x.shape[1] <= n
+        else (np.linalg.eigvalsh(x @ x.T / n)[-1])
     )
     lr = 1 / top if lr is None else check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=0)
@@ -618,9 +627,11 @@ def balanced_factors(end_to_end: np.ndarray, depth: int, *, seed: int = 0):
     rng = _rng(seed)
     u, s, vt = np.linalg.svd(a)
     root = np.diag(s ** (1 / depth))
-    bases = [vt.T] + [
-        np.linalg.qr(rng.standard_normal(a.shape))[0] for _ in range(depth - 1)
-    ] + [u]
+    bases = (
+        [vt.T]
+        + [np.linalg.qr(rng.standard_normal(a.shape))[0] for _ in range(depth - 1)]
+        + [u]
+    )
     return [bases[j + 1] @ root @ bases[j].T for j in range(depth)]
 
 
@@ -962,8 +973,13 @@ def lazy_sweep(
     alphas = _positive_array("alphas", alphas)
     n_draws = check_int("n_draws", n_draws, minimum=1)
     shape = (n_draws, len(widths), len(alphas))
-    keys = ("kernel_change", "weight_change", "deviation", "train_deviation",
-            "train_loss")
+    keys = (
+        "kernel_change",
+        "weight_change",
+        "deviation",
+        "train_deviation",
+        "train_loss",
+    )
     out = {k: np.empty(shape) for k in keys}
     out["predictions"] = np.empty((*shape, len(x_test)))
     out["linearized"] = np.empty((*shape, len(x_test)))
@@ -1007,7 +1023,8 @@ class SharpnessRun:
     sharpness : numpy.ndarray
         Top eigenvalue of the full-batch training loss's Hessian at those steps.
     loss_steps, loss : numpy.ndarray
-        Full-batch training loss at ``loss_steps``.
+        Full-batch training loss at ``loss_steps`` (every step for full-batch
+        training, the last step otherwise).
     test_error : float
         Test classification error at the end.
     """
@@ -1057,46 +1074,47 @@ def train_tracking_sharpness(
     sharpness_every = check_int("sharpness_every", sharpness_every, minimum=1)
     power_iterations = check_int("power_iterations", power_iterations, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    gen = torch.Generator().manual_seed(seed)
     depth = check_int("depth", depth, minimum=2)
+    gen = torch.Generator().manual_seed(seed)
     model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, generator=gen)
     target = F.one_hot(torch.as_tensor(y_train), 10).float()
-    loss, w = flat_loss(model, x_train, target)
+    params = list(model.parameters())
     rng = _rng(seed)
     order = np.array([], dtype=int)
     steps, sharp, loss_steps, losses = [], [], [], []
-    grad = torch.func.grad
     for step in range(n_steps + 1):
         if step % sharpness_every == 0 or step == n_steps:
+            loss, w = flat_loss(model, x_train, target)
             lam, _ = top_hessian_eigenvalue(
                 loss, w, n_iter=power_iterations, tol=1e-4, seed=seed
             )
             steps.append(step)
             sharp.append(lam)
-            loss_steps.append(step)
-            losses.append(float(loss(w)))
-        if step == n_steps:
-            break
         if batch_size is None:
-            w = w - lr * grad(loss)(w)
+            xb, yb = x_train, target
         else:
             if len(order) < batch_size:
                 order = np.concatenate([order, rng.permutation(n)])
             idx, order = order[:batch_size], order[batch_size:]
-            batch_loss, _ = flat_loss(model, x_train[idx], target[idx])
-            w = w - lr * grad(batch_loss)(w)
+            xb, yb = x_train[idx], target[idx]
+        out = model(x_train if batch_size is None else xb)
+        batch_loss = torch.mean((out - yb) ** 2)
+        if batch_size is None:
+            loss_steps.append(step)
+            losses.append(float(batch_loss.detach()))
+        if step == n_steps:
+            break
+        grads = torch.autograd.grad(batch_loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p.sub_(lr * g)
     with torch.no_grad():
-        names = [k for k, _ in model.named_parameters()]
-        sizes = [p.numel() for p in model.parameters()]
-        shapes = [p.shape for p in model.parameters()]
-        params = {
-            k: piece.reshape(s)
-            for k, piece, s in zip(names, torch.split(w, sizes), shapes, strict=True)
-        }
-        logits = torch.func.functional_call(
-            model, params, (torch.as_tensor(np.asarray(x_test), dtype=torch.float32),)
-        )
-        error = float((logits.argmax(1).numpy() != np.asarray(y_test)).mean())
+        if batch_size is not None:
+            loss_steps.append(n_steps)
+            losses.append(float(torch.mean((model(x_train) - target) ** 2)))
+        x_test = torch.as_tensor(np.asarray(x_test), dtype=torch.float32)
+        predicted = model(x_test).argmax(1).numpy()
+        error = float((predicted != np.asarray(y_test)).mean())
     return SharpnessRun(
         lr=lr,
         batch_size=n if batch_size is None else batch_size,
