@@ -15,6 +15,12 @@ from threadpoolctl import threadpool_limits
 
 from whydeep import generalization as gen
 from whydeep import plotting
+from whydeep.data import load_digits
+
+
+def digits_subset(n_train: int):
+    d = load_digits(seed=0)
+    return d.x_train[:n_train], d.y_train[:n_train], d.x_test, d.y_test
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,7 +117,7 @@ def test_subset_risk_is_infinite_next_to_the_threshold():
 
 
 def test_random_features_peak_at_interpolation():
-    x_tr, y_tr, x_te, y_te = gen.digits_arrays(100)
+    x_tr, y_tr, x_te, y_te = digits_subset(100)
     out = gen.random_features_sweep(
         x_tr, y_tr, x_te, y_te, [25, 100, 1000], n_draws=3, seed=0
     )
@@ -136,7 +142,7 @@ def test_corrupt_labels_changes_the_stated_fraction():
 def test_nearest_neighbour_follows_the_noisy_formula():
     # the formula is exact in expectation over corruptions: 40 corruptions'
     # mean within 4 standard errors
-    x_tr, y_tr, x_te, y_te = gen.digits_arrays(300)
+    x_tr, y_tr, x_te, y_te = digits_subset(300)
     clean = np.mean(gen.nearest_neighbour_predict(x_tr, y_tr, x_te) == y_te)
     for f in (0.3, 0.7):
         acc = np.array(
@@ -155,7 +161,7 @@ def test_nearest_neighbour_follows_the_noisy_formula():
 
 
 def test_network_memorises_random_labels():
-    x_tr, y_tr, x_te, y_te = gen.digits_arrays(150)
+    x_tr, y_tr, x_te, y_te = digits_subset(150)
     run = gen.memorisation_sweep(
         x_tr, y_tr, x_te, y_te, [0.0, 1.0], n_repeats=1, width=128, max_steps=300
     )
@@ -306,8 +312,17 @@ def test_training_lowers_the_loss_and_kernel_change_shrinks_with_width():
 # ---------------------------------------------------------------------------
 
 
+def test_sharpness_measured_at_the_end_only():
+    x_tr, y_tr, x_te, y_te = digits_subset(50)
+    run = gen.train_tracking_sharpness(
+        x_tr, y_tr, x_te, y_te, batch_size=10, n_steps=20, sharpness_every=None
+    )
+    assert list(run.steps) == [20] and run.sharpness.shape == (1,)
+    assert 0 <= run.test_error <= 1
+
+
 def test_full_batch_gradient_descent_sits_at_the_edge_of_stability():
-    x_tr, y_tr, x_te, y_te = gen.digits_arrays(200)
+    x_tr, y_tr, x_te, y_te = digits_subset(200)
     lr = 1.5
     run = gen.train_tracking_sharpness(
         x_tr,
@@ -383,7 +398,6 @@ def test_full_batch_gradient_descent_sits_at_the_edge_of_stability():
             ),
             "lr must be > 0",
         ),
-        (lambda: gen.digits_arrays(0), "n_train must be an integer >= 1"),
         (
             lambda: gen.memorisation_sweep(
                 np.ones((4, 64)),

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_float, check_int
+from ._checks import check_float, check_int, numpy_generator, torch_generator
 from .autodiff import flat_loss, top_hessian_eigenvalue
-from .initialization import load_digits_split
 from .nets import BatchedMLP, mlp
 
 # ---------------------------------------------------------------------------
@@ -35,7 +34,7 @@ from .nets import BatchedMLP, mlp
 
 
 def _rng(seed) -> np.random.Generator:
-    return np.random.default_rng(check_int("seed", seed, minimum=0))
+    return numpy_generator(seed)
 
 
 def _positive_array(name: str, values) -> np.ndarray:
@@ -80,28 +79,6 @@ class _Adam:
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
                 p.addcdiv_(m, denom, value=-self.lr / (1 - b1**self.t))
-
-
-def digits_arrays(n_train: int, *, seed: int = 0):
-    """The book's digits split as float64 NumPy arrays, ``n_train`` training images.
-
-    The training set is the first ``n_train`` images of the shared split
-    (:func:`whydeep.initialization.load_digits_split`, standardised with the
-    full training set's statistics); the test set is the whole test split.
-
-    Returns
-    -------
-    x_train, y_train, x_test, y_test : numpy.ndarray
-        Inputs of shape ``(n, 64)`` and integer labels.
-    """
-    x_tr, y_tr, x_te, y_te, _ = load_digits_split(seed=seed)
-    n_train = check_int("n_train", n_train, minimum=1, maximum=len(y_tr))
-    return (
-        x_tr[:n_train].double().numpy(),
-        y_tr[:n_train].numpy(),
-        x_te.double().numpy(),
-        y_te.numpy(),
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -221,6 +198,7 @@ def simulate_isotropic_risk(
     invariant, so one ``beta`` of each norm stands for all.
     """
     ps = _int_list("ps", ps)
+    seed = check_int("seed", seed, minimum=0)
     signal = check_float("signal", signal, positive=True)
     noise = check_float("noise", noise, nonnegative=True)
     out = np.empty((check_int("n_draws", n_draws, minimum=1), len(ps)))
@@ -482,7 +460,7 @@ def memorisation_sweep(
     xte = torch.as_tensor(np.asarray(x_test), dtype=torch.float32)
     ytr = torch.as_tensor(labels, dtype=torch.int64)
     yte = torch.as_tensor(np.asarray(y_test), dtype=torch.int64)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     net = BatchedMLP(
         xtr.shape[1],
         [width] * k,
@@ -700,6 +678,7 @@ def train_factorization(
     n_steps = check_int("n_steps", n_steps, minimum=1)
     record_every = check_int("record_every", record_every, minimum=1)
     n_top = check_int("n_top", n_top, minimum=1, maximum=target.shape[0])
+    seed = check_int("seed", seed, minimum=0)
     rng = _rng(seed)
     start = rng.standard_normal(target.shape)
     start *= init_scale / np.linalg.norm(start, 2)
@@ -820,6 +799,7 @@ def ntk_deviation(x, widths, *, n_draws: int = 10, seed: int = 0) -> np.ndarray:
     x = _matrix("x", x)
     widths = _int_list("widths", widths)
     n_draws = check_int("n_draws", n_draws, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     exact = relu_ntk(x, x)
     out = np.empty((n_draws, len(widths)))
     for r in range(n_draws):
@@ -972,6 +952,7 @@ def lazy_sweep(
     widths = _int_list("widths", widths)
     alphas = _positive_array("alphas", alphas)
     n_draws = check_int("n_draws", n_draws, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     shape = (n_draws, len(widths), len(alphas))
     keys = (
         "kernel_change",
@@ -1049,7 +1030,7 @@ def train_tracking_sharpness(
     lr: float = 0.1,
     batch_size: int | None = None,
     n_steps: int = 1000,
-    sharpness_every: int = 25,
+    sharpness_every: int | None = 25,
     power_iterations: int = 20,
     seed: int = 0,
 ) -> SharpnessRun:
@@ -1062,6 +1043,7 @@ def train_tracking_sharpness(
     (:func:`whydeep.autodiff.top_hessian_eigenvalue`). ``batch_size=None`` is
     full-batch gradient descent; otherwise each step uses a fresh random
     mini-batch (sampled without replacement within an epoch).
+    ``sharpness_every=None`` measures the sharpness at the end only.
     """
     x_train = torch.as_tensor(np.asarray(x_train), dtype=torch.float32)
     y_train = np.asarray(y_train)
@@ -1071,11 +1053,12 @@ def train_tracking_sharpness(
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
     n_steps = check_int("n_steps", n_steps, minimum=1)
-    sharpness_every = check_int("sharpness_every", sharpness_every, minimum=1)
+    if sharpness_every is not None:
+        sharpness_every = check_int("sharpness_every", sharpness_every, minimum=1)
     power_iterations = check_int("power_iterations", power_iterations, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     depth = check_int("depth", depth, minimum=2)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, generator=gen)
     target = F.one_hot(torch.as_tensor(y_train), 10).float()
     params = list(model.parameters())
@@ -1083,7 +1066,8 @@ def train_tracking_sharpness(
     order = np.array([], dtype=int)
     steps, sharp, loss_steps, losses = [], [], [], []
     for step in range(n_steps + 1):
-        if step % sharpness_every == 0 or step == n_steps:
+        periodic = sharpness_every is not None and step % sharpness_every == 0
+        if periodic or step == n_steps:
             loss, w = flat_loss(model, x_train, target)
             lam, _ = top_hessian_eigenvalue(
                 loss, w, n_iter=power_iterations, tol=1e-4, seed=seed
