@@ -257,7 +257,7 @@ def test_ntk_fluctuations_shrink_like_inverse_square_root_of_width():
     widths = [10, 100, 1000, 10000]
     dev = gen.ntk_deviation(x, widths, n_draws=20, seed=0).mean(axis=0)
     # exponent -1/2 within 0.1 (20 draws per width)
-    assert plotting.log_slope(widths, dev) == pytest.approx(-0.5, abs=0.1)
+    assert plotting.power_law_fit(widths, dev)[0] == pytest.approx(-0.5, abs=0.1)
 
 
 def test_linearized_prediction_matches_explicit_linear_model():

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_float, check_int, numpy_generator, torch_generator
+from ._checks import check_float, check_int, numpy_generator
 from .autodiff import flat_loss, top_hessian_eigenvalue
 from .nets import BatchedMLP, mlp
 
@@ -460,7 +460,6 @@ def memorisation_sweep(
     xte = torch.as_tensor(np.asarray(x_test), dtype=torch.float32)
     ytr = torch.as_tensor(labels, dtype=torch.int64)
     yte = torch.as_tensor(np.asarray(y_test), dtype=torch.int64)
-    gen = torch_generator(seed)
     net = BatchedMLP(
         xtr.shape[1],
         [width] * k,
@@ -469,7 +468,7 @@ def memorisation_sweep(
         n_out=10,
         sigma=2**0.5,
         bias=True,
-        generator=gen,
+        seed=seed,
     )
     adam = _Adam(list(net.parameters()), lr)
     steps, train_acc, test_acc = [], [], []
@@ -1058,8 +1057,7 @@ def train_tracking_sharpness(
     power_iterations = check_int("power_iterations", power_iterations, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     depth = check_int("depth", depth, minimum=2)
-    gen = torch_generator(seed)
-    model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, generator=gen)
+    model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, seed=seed)
     target = F.one_hot(torch.as_tensor(y_train), 10).float()
     params = list(model.parameters())
     rng = _rng(seed)
