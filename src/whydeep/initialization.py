@@ -931,6 +931,65 @@ def train_stack(
         steps=np.array(steps),
         train_loss=torch.stack(losses, 1).numpy(),
         train_accuracy=torch.stack(train_acc, 1).numpy(),
-        test_accuracy=torch.stack(test_acc if test_acc else [nan] * len(steps), 1)
-        .numpy(),
+        test_accuracy=torch.stack(
+            test_acc if test_acc else [nan] * len(steps), 1
+        ).numpy(),
     )
+
+
+def trainable_depth(depths, accuracy, threshold: float = 0.5) -> np.ndarray:
+    """Deepest network that still trains, for each row of a depth sweep.
+
+    Parameters
+    ----------
+    depths : sequence of int, increasing
+        The depths of the sweep's columns.
+    accuracy : array, shape (n_rows, n_depths)
+        Accuracy reached by the network of each row and depth (NaN counts as
+        untrained).
+    threshold : float, default 0.5
+        A network *trains* when its accuracy is at least ``threshold``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows,)
+        The largest depth ``d`` such that every network of the row with depth up
+        to ``d`` trains; 0 when even the shallowest does not.
+    """
+    depths = np.asarray(depths)
+    accuracy = np.asarray(accuracy, dtype=float)
+    if depths.ndim != 1 or np.any(np.diff(depths) <= 0):
+        raise ValueError(f"depths must be 1-D and increasing, got {depths!r}")
+    if accuracy.ndim != 2 or accuracy.shape[1] != depths.size:
+        raise ValueError(
+            f"accuracy must have shape (n_rows, {depths.size}), got {accuracy.shape}"
+        )
+    threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
+    trains = np.nan_to_num(accuracy, nan=-1.0) >= threshold
+    # the run of trainable depths from the shallowest one
+    n_ok = np.cumprod(trains, axis=1).sum(axis=1)
+    return np.where(n_ok > 0, depths[np.maximum(n_ok - 1, 0)], 0)
+
+
+def jacobian_spread_theory(
+    depth, activation: str = "linear", weights: str = "gaussian", *, q: float = 0.0
+):
+    """Free-probability prediction of :meth:`JacobianSpectra.spread` at criticality.
+
+    When every layer has ``chi_1 = 1`` and its pre-activations have second
+    moment ``q``, the relative variance of the spectrum of ``J J^T`` adds up layer
+    by layer (Pennington, Schoenholz & Ganguli 2017): each layer contributes
+    ``mu_2 / mu_1**2 - 1`` from its slopes, ``mu_k = E[phi'(sqrt(q) z)**(2k)]``,
+    plus 1 for a Gaussian weight matrix and 0 for an orthogonal one. The result is
+    ``depth`` times that sum (wide-network limit).
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("weights", weights, ("gaussian", "orthogonal"))
+    q = check_float("q", q, nonnegative=True)
+    depth = np.asarray(depth, dtype=float)
+    z, w = np.polynomial.hermite_e.hermegauss(121)
+    w = w / w.sum()
+    slope2 = phi_prime(activation, torch.as_tensor(np.sqrt(q) * z)).numpy() ** 2
+    mu1, mu2 = (w * slope2).sum(), (w * slope2**2).sum()
+    per_layer = mu2 / mu1**2 - 1.0 + (1.0 if weights == "gaussian" else 0.0)
+    return depth * per_layer
