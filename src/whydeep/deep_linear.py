@@ -958,7 +958,15 @@ def _item_ticks(ax, names, *, rows=True, cols=True):
     ax.grid(False)
 
 
-def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
+def draw_data(
+    fig,
+    features,
+    names=ITEMS,
+    *,
+    n_shown: int = 40,
+    correlation=None,
+    panels=("inputs", "features", "correlation"),
+):
     """Labels, the first ``n_shown`` features and the item–item correlation.
 
     Parameters
@@ -968,7 +976,10 @@ def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
     names : sequence of str, length n_items
     n_shown : int, default 40
     correlation : array, shape (n_items, n_items), optional
-        Shown in the third panel; the sampled correlation when omitted.
+        Shown in the correlation panel; the sampled correlation when omitted.
+    panels : sequence of {'inputs', 'features', 'correlation'}
+        The panels to draw, side by side in this order (a narrow screen shows
+        one or two at a time legibly).
     """
     features = np.asarray(features, dtype=float)
     if features.ndim != 2 or features.shape[1] != len(names):
@@ -976,22 +987,35 @@ def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
             f"features must have shape (n_features, {len(names)}), got {features.shape}"
         )
     n_shown = check_int("n_shown", n_shown, minimum=1)
+    panels = list(panels)
+    known = ("inputs", "features", "correlation")
+    if not panels or any(p not in known for p in panels):
+        raise ValueError(f"panels must be a non-empty subset of {known}, got {panels}")
     if correlation is None:
         correlation = features.T @ features / features.shape[0]
-    axes = fig.subplots(1, 3, width_ratios=[1, 2.2, 1])
-    axes[0].imshow(np.eye(len(names)), cmap="Greys")
-    axes[0].set_title("input: one-hot labels")
-    _item_ticks(axes[0], names)
-    axes[1].imshow(features[:n_shown].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-    axes[1].set_title(f"output: first {n_shown} features")
-    axes[1].set_xlabel("feature")
-    _item_ticks(axes[1], names, cols=False)
-    axes[1].set_xticks([0, n_shown - 1], [1, n_shown])
-    image = axes[2].imshow(correlation, cmap="RdBu_r", vmin=-1, vmax=1)
-    axes[2].set_title("item–item correlation")
-    _item_ticks(axes[2], names, rows=False)
-    axes[2].set_yticks([])
-    fig.colorbar(image, ax=axes[2], shrink=0.7)
+    ratios = {"inputs": 1, "features": 2.2, "correlation": 1.2}
+    axes = fig.subplots(1, len(panels), width_ratios=[ratios[p] for p in panels])
+    axes = np.atleast_1d(axes)
+    for ax, panel in zip(axes, panels, strict=True):
+        if panel == "inputs":
+            ax.imshow(np.eye(len(names)), cmap="Greys")
+            ax.set_title("input: one-hot labels")
+            _item_ticks(ax, names)
+        elif panel == "features":
+            ax.imshow(
+                features[:n_shown].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto"
+            )
+            ax.set_title(f"output: first {n_shown} features")
+            ax.set_xlabel("feature")
+            _item_ticks(ax, names, cols=False)
+            ax.set_xticks([0, n_shown - 1], [1, n_shown])
+            if panels[0] != "features":
+                ax.set_yticks([])
+        else:
+            image = ax.imshow(correlation, cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.set_title("item–item correlation")
+            _item_ticks(ax, names)
+            fig.colorbar(image, ax=ax, shrink=0.8)
 
 
 def draw_learning(
