@@ -444,8 +444,8 @@ def test_balanced_flow_matches_the_network_within_two_and_a_half_percent(
 
 def test_training_in_the_span_of_the_targets_is_the_full_network(tree_data):
     labels, features = tree_data
-    n_out, n_items = features.shape
-    u, s, vt = np.linalg.svd(features, full_matrices=False)
+    n_items = features.shape[1]
+    _, s, vt = np.linalg.svd(features, full_matrices=False)
     y_span = np.diag(s) @ vt
     step = 0.2 * dl.stable_step(s[0], 3)
     runs = []
