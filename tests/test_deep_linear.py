@@ -521,7 +521,11 @@ def test_deep_balanced_arguments_raise():
         dl.balanced_mode_strengths(
             [1.0], 0.1, step=0.1, n_layers=2, epochs=[0, 0.5], discrete=True
         )
-    with pytest.raises(ValueError, match="panels"):
-        import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
 
-        dl.draw_data(plt.figure(), np.ones((4, 8)), panels=("nothing",))
+    fig = plt.figure()
+    try:
+        with pytest.raises(ValueError, match="panels"):
+            dl.draw_data(fig, np.ones((4, 8)), panels=("nothing",))
+    finally:
+        plt.close(fig)  # leave no figure open for other tests
