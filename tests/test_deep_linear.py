@@ -348,7 +348,7 @@ def test_mode_level():
         ),
         (lambda: dl.least_squares(np.ones((3, 8)), np.ones((2, 8))), "X @ X.T"),
         (lambda: dl.block_means([1, 2, 3], item=0), "values"),
-        (lambda: dl.draw_rsm(None, np.ones((3, 3))), "rsm"),
+        (lambda: dl.plot_rsm(None, np.ones((3, 3))), "rsm"),
     ],
 )
 def test_bad_arguments_raise(call, name):
@@ -526,6 +526,6 @@ def test_deep_balanced_arguments_raise():
     fig = plt.figure()
     try:
         with pytest.raises(ValueError, match="panels"):
-            dl.draw_data(fig, np.ones((4, 8)), panels=("nothing",))
+            dl.plot_data(fig, np.ones((4, 8)), panels=("nothing",))
     finally:
         plt.close(fig)  # leave no figure open for other tests

@@ -105,7 +105,6 @@ def sample_tree_features(
     n_features = check_int("n_features", n_features, minimum=1)
     n_levels, n_branches = _check_tree(n_levels, n_branches)
     p = check_float("flip_probability", flip_probability, minimum=0.0, maximum=1.0)
-    seed = check_int("seed", seed, minimum=0)
     rng = numpy_generator(seed)
     parents = tree_parents(n_levels, n_branches)
     flip_prob = np.full(parents.size, p)
@@ -218,7 +217,6 @@ def init_weights(
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least two layers, got {sizes!r}")
     gamma = check_float("gamma", gamma, nonnegative=True)
-    seed = check_int("seed", seed, minimum=0)
     gen = torch_generator(seed)
     weights = []
     for n_in, n_out in itertools.pairwise(sizes):
@@ -827,7 +825,7 @@ def balanced_weights(
     n_layers = check_int("n_layers", n_layers, minimum=1)
     n_hidden = check_int("n_hidden", n_hidden, minimum=n_samples)
     a0 = check_float("initial_strength", initial_strength, positive=True)
-    gen = torch_generator(check_int("seed", seed, minimum=0))
+    gen = torch_generator(seed)
     u, _, vt = torch.linalg.svd(Y, full_matrices=False)
     b = a0 ** (1.0 / n_layers)
     dirs = [vt.T]  # the item directions, then one frame per hidden layer
@@ -958,7 +956,7 @@ def _item_ticks(ax, names, *, rows=True, cols=True):
     ax.grid(False)
 
 
-def draw_data(
+def plot_data(
     fig,
     features,
     names=ITEMS,
@@ -1018,7 +1016,7 @@ def draw_data(
             fig.colorbar(image, ax=ax, shrink=0.8)
 
 
-def draw_learning(
+def plot_learning(
     fig,
     epochs,
     loss,
@@ -1077,7 +1075,7 @@ def draw_learning(
     return ax_loss, ax_sv
 
 
-def draw_rsm(ax, rsm, names=ITEMS, *, title=None):
+def plot_rsm(ax, rsm, names=ITEMS, *, title=None):
     """One similarity matrix, scaled by its largest absolute entry."""
     rsm = np.asarray(rsm, dtype=float)
     if rsm.shape != (len(names), len(names)):
