@@ -127,11 +127,189 @@ def test_chain_rule_product_of_layer_jacobians():
 
 
 def test_reverse_mode_saves_one_activation_per_layer_forward_mode_none():
-    mem = ad.memory_sweep([2, 5], width=16, n_samples=4)
+    mem = ad.memory_sweep([2, 5, 9], width=16, n_samples=4)
     np.testing.assert_array_equal(mem["saved"], mem["predicted"])
-    np.testing.assert_array_equal(mem["saved_forward"], [0, 0])
-    assert mem["peak_reverse"][1] > mem["peak_reverse"][0]
-    assert mem["peak_forward"][1] == mem["peak_forward"][0]
+    np.testing.assert_array_equal(mem["saved_forward"], [0, 0, 0])
+    # the peak grows by one activation per layer; forward mode's does not grow
+    activation = 4 * 16 * 8
+    np.testing.assert_array_equal(
+        np.diff(mem["peak_reverse"]), [3 * activation, 4 * activation]
+    )
+    assert mem["peak_forward"][2] == mem["peak_forward"][1]
+
+
+def _chain(n_layers, width=8, n_samples=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    weights = [
+        torch.randn(width, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
+        for _ in range(n_layers)
+    ]
+    x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
+    return weights, x.requires_grad_(True)
+
+
+def test_saved_bytes_are_held_until_backward_frees_them():
+    weights, x = _chain(6)
+    activation = x.numel() * x.element_size()
+
+    def forward(x):
+        h = x
+        for w in weights:
+            h = torch.tanh(h @ w)
+        return h.sum()
+
+    held = ad.saved_bytes(forward, x, exclude=[x, *weights])
+    assert held == {
+        "end_of_forward": 6 * activation,
+        "peak_backward": 6 * activation,
+        "after_backward": 0,
+    }
+    # the weights count when they are not excluded
+    with_weights = ad.saved_bytes(forward, x, exclude=[x])
+    assert with_weights["end_of_forward"] == 6 * activation + sum(
+        w.numel() * w.element_size() for w in weights
+    )
+
+
+def test_saved_bytes_counts_a_storage_saved_twice_once():
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+
+    def forward(x):
+        y = torch.exp(x)  # exp's backward rule saves its output y
+        return (y * y).sum()  # and the product saves y twice more
+
+    held = ad.saved_bytes(forward, x, exclude=[x])
+    assert held["end_of_forward"] == x.numel() * x.element_size()
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 4, 7, 12])
+def test_checkpointed_gradient_equals_plain_reverse_mode(segment):
+    weights, x = _chain(12)
+    plain = ad.chain_gradient(weights, x)
+    h = x
+    for w in weights:
+        h = torch.tanh(h @ w)
+    (reference,) = torch.autograd.grad(h.sum(), x)
+    torch.testing.assert_close(plain, reference, rtol=0, atol=0)
+    torch.testing.assert_close(
+        ad.chain_gradient(weights, x, segment), reference, rtol=0, atol=1e-15
+    )
+
+
+def test_checkpointing_memory_and_arithmetic_follow_the_schedule():
+    segments = [1, 2, 4, 8, 16]
+    sweep = ad.checkpoint_sweep(16, segments, width=32, n_samples=32)
+    activation = 32 * 32 * 8
+    # counted multiply-adds are exactly (3L - k_last) F, at most one extra pass
+    np.testing.assert_array_equal(sweep["multiply_adds"], sweep["predicted_ops"])
+    assert sweep["multiply_adds"].max() <= 3 * 16 * 32**3
+    # the peak is (s - 1 + k) activations plus the same few in flight: one more
+    # with checkpointing (the carried cotangent) than plain reverse mode (k = L)
+    extra = (sweep["peak"] - sweep["stored"]) / activation
+    assert np.all(np.abs(extra[:-1] - extra[0]) < 0.01)
+    assert extra[-1] == pytest.approx(extra[0] - 1, abs=0.01)
+    assert 0 < extra[0] <= 5
+    assert np.argmin(sweep["peak"]) == segments.index(4)  # k = sqrt(16)
+    np.testing.assert_array_equal(sweep["max_error"], 0.0)
+
+
+def test_square_root_checkpointing_grows_like_square_root():
+    peaks = []
+    for n in (16, 64, 256):
+        k = math.isqrt(n)
+        peaks.append(ad.checkpoint_sweep(n, [k], width=8, n_samples=8)["peak"][0])
+    activation = 8 * 8 * 8
+    extra = [
+        p / activation - (2 * math.isqrt(n) - 1)
+        for p, n in zip(peaks, (16, 64, 256), strict=True)
+    ]
+    assert max(extra) - min(extra) < 0.01
+
+
+def test_weight_gradient_costs_three_passes_less_the_first_backward_product():
+    for dims in ([784, 256, 256, 10], [5, 7, 3], [3, 9, 9, 9, 2]):
+        assert (
+            ad.weight_gradient_ops(dims) == 3 * ad.pass_cost(dims) - dims[0] * dims[1]
+        )
+
+
+def test_sgd_run_records_the_steps_asked_for_and_learns():
+    x_train, y_train, x_test, y_test, _ = load_digits(scaling="unit")
+    params = ad.init_params(seed=0)
+    acc = ad.sgd_run(
+        params,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        lr=1.0,
+        batch_size=10,
+        record=[135, 1, 270],
+    )
+    assert sorted(acc) == [1, 135, 270]
+    assert acc[270] > 0.5 > acc[1]
+    # batch_size=1 and larger batches walk the same shuffled order
+    one = ad.sgd_run(
+        ad.init_params(seed=0),
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        lr=0.1,
+        batch_size=1,
+        record=[5],
+    )
+    manual = ad.init_params(seed=0)
+    order = np.random.default_rng(0).permutation(len(y_train))
+    for i in order[:5]:
+        _, grads = ad.sample_gradients(manual, x_train[i], int(y_train[i]))
+        for p, g in zip(manual, grads, strict=True):
+            p -= 0.1 * g
+    assert one[5] == ad.accuracy(manual, x_test, y_test)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: ad.memory_sweep([]), "n_layers"),
+        (lambda: ad.memory_sweep([2, 0]), r"n_layers\[1\]"),
+        (lambda: ad.checkpoint_sweep(4, [5]), r"segments\[0\]"),
+        (lambda: ad.checkpoint_sweep(4, []), "segments"),
+        (lambda: ad.chain_gradient([], torch.ones(2, 2)), "weights"),
+        (lambda: ad.chain_gradient([torch.eye(2)], torch.ones(1, 2), 0), "segment"),
+        (lambda: ad.saved_bytes(lambda x: x * 2, torch.ones(3)), "scalar"),
+        (lambda: ad.weight_gradient_ops([3]), "dims"),
+        (
+            lambda: ad.sgd_run(
+                ad.init_params(),
+                np.ones((1, 64)),
+                np.ones(1, dtype=int),
+                np.ones((1, 64)),
+                np.ones(1, dtype=int),
+                lr=0.1,
+                batch_size=0,
+                record=[1],
+            ),
+            "batch_size",
+        ),
+        (
+            lambda: ad.sgd_run(
+                ad.init_params(),
+                np.ones((1, 64)),
+                np.ones(1, dtype=int),
+                np.ones((1, 64)),
+                np.ones(1, dtype=int),
+                lr=0.1,
+                batch_size=1,
+                record=[],
+            ),
+            "record",
+        ),
+    ],
+)
+def test_memory_and_training_arguments_are_checked(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +433,6 @@ def test_init_variance_is_one_over_the_larger_fan():
             ),
             "w and v",
         ),
-        (lambda: ad.memory_sweep([]), "depths"),
         (lambda: ad.jacobian_sweep([]), "dims_list"),
         (lambda: ad.init_params((64, 0, 10)), "dims"),
         (lambda: ad.random_program(0, 3), "n_inputs"),

@@ -21,6 +21,10 @@ What the check does not ask for, and why (the one list of exceptions):
 - The entries of :data:`EXCEPTIONS`: names that contain a number (a licence, a
   course, a Python version), each with its reason.
 
+To quote a number, print it in a cell and write the sentence after it: a
+glue role would bind it too, but shows as raw markup in the notebooks readers
+open in Colab or Jupyter.
+
 Run over a built book (``make book`` first)::
 
     python tools/prose_numbers.py            # every page of _toc.yml

@@ -288,6 +288,32 @@ def count_multiply_adds(fn: Callable, *args) -> int:
     return counter.get_total_flops() // 2
 
 
+def weight_gradient_ops(dims: Sequence[int], seed: int = 0) -> int:
+    """Counted multiply-adds of the gradient of a scalar loss with respect to every
+    weight matrix of the tanh network ``dims`` (one sample, no biases).
+
+    Forward, ``P = Σ d_{l-1} d_l``; backward, per layer, ``a_{l-1}ᵀ δ_l`` for the
+    weights and ``δ_l W_lᵀ`` for the layer below (not needed below the first
+    layer): ``3P - d_0 d_1`` in all.
+    """
+    dims = check_dims(dims)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    weights = [
+        torch.randn(a, b, generator=gen, dtype=torch.float64).requires_grad_(True)
+        for a, b in itertools.pairwise(dims)
+    ]
+    x = torch.randn(1, dims[0], generator=gen, dtype=torch.float64)
+
+    def gradient():
+        h = x
+        for w in weights[:-1]:
+            h = torch.tanh(h @ w)
+        loss = torch.logsumexp(h @ weights[-1], dim=1).sum()
+        return torch.autograd.grad(loss, weights)
+
+    return count_multiply_adds(gradient)
+
+
 def min_time(fn: Callable, *args, repeats: int = 3) -> float:
     """Least wall-clock seconds over ``repeats`` calls, after one warm-up call."""
     repeats = check_int("repeats", repeats, minimum=1)
@@ -348,27 +374,95 @@ def _sweep(dims_list, repeats, seed, out) -> None:
         out["pass"].append(pass_cost(dims))
 
 
-def saved_tensor_bytes(
-    fn: Callable, *args, exclude: Sequence[torch.Tensor] = ()
-) -> int:
-    """Bytes of distinct tensors autograd saves for backward while ``fn(*args)`` runs.
+class _Held:
+    """One saved tensor, as autograd's graph holds it until backward frees it."""
 
-    Counted with ``torch.autograd.graph.saved_tensors_hooks``; a storage saved twice
-    (``tanh``'s output is also the next product's input) counts once, and the
-    storages of ``exclude`` (weights, data: memory that exists anyway) not at all.
+    __slots__ = ("_key", "_ledger", "tensor")
+
+    def __init__(self, ledger: _SavedLedger, key: int, tensor: torch.Tensor) -> None:
+        self._ledger, self._key, self.tensor = ledger, key, tensor
+
+    def __del__(self) -> None:
+        self._ledger.release(self._key)
+
+
+class _SavedLedger:
+    """The bytes of storages that autograd's graph holds right now.
+
+    Every tensor saved for backward is wrapped in a :class:`_Held`, which the
+    graph keeps until the backward pass has used it (then frees it). A storage
+    counts once however many times it is saved, and only while some wrapper holds
+    it: while it is held it cannot be freed, so its address cannot be reused.
     """
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
-    seen: dict[int, int] = {}
 
-    def pack(tensor):
+    def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
+        self._skip = {t.untyped_storage().data_ptr() for t in exclude}
+        self._refs: dict[int, list[int]] = {}
+        self.live = 0
+        self.peak = 0
+
+    def pack(self, tensor: torch.Tensor):
         storage = tensor.untyped_storage()
-        if storage.data_ptr() not in skip:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        key = storage.data_ptr()
+        if key in self._skip:
+            return tensor
+        if key in self._refs:
+            self._refs[key][0] += 1
+        else:
+            self._refs[key] = [1, storage.nbytes()]
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+        return _Held(self, key, tensor)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        fn(*args)
-    return sum(seen.values())
+    @staticmethod
+    def unpack(packed):
+        return packed.tensor if isinstance(packed, _Held) else packed
+
+    def release(self, key: int) -> None:
+        entry = self._refs[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[key]
+
+
+def saved_bytes(
+    forward: Callable, *args, exclude: Sequence[torch.Tensor] = ()
+) -> dict[str, int]:
+    """Bytes autograd holds for the backward pass of ``forward(*args)``.
+
+    Runs ``out = forward(*args)`` (a scalar), then the backward pass
+    ``torch.autograd.grad(out, inputs)`` for the arguments that require grad,
+    and follows the bytes of the tensors the graph holds for backward: each is
+    counted from the moment it is saved until the backward pass frees it, a
+    storage saved twice once, and the storages of ``exclude`` (weights, data:
+    memory that exists anyway) not at all.
+
+    Returns
+    -------
+    dict
+        ``'end_of_forward'``: bytes held when the forward pass returns;
+        ``'peak_backward'``: the most held at once during the backward pass;
+        ``'after_backward'``: bytes still held at the end (0 unless leaked).
+    """
+    inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    ledger = _SavedLedger(exclude)
+    with torch.autograd.graph.saved_tensors_hooks(ledger.pack, ledger.unpack):
+        out = forward(*args)
+        if out.numel() != 1:
+            raise ValueError(
+                f"forward must return a scalar, got shape {tuple(out.shape)}"
+            )
+        held = ledger.live
+        ledger.peak = held
+        if inputs and out.requires_grad:
+            torch.autograd.grad(out, inputs)
+        del out
+    return {
+        "end_of_forward": held,
+        "peak_backward": ledger.peak,
+        "after_backward": ledger.live,
+    }
 
 
 class _PeakLiveBytes(TorchDispatchMode):
@@ -418,46 +512,61 @@ def peak_live_bytes(fn: Callable, *args) -> int:
     return tracker.peak
 
 
+def _tanh_chain(n_layers: int, width: int, n_samples: int, gen) -> tuple:
+    """``n_layers`` tanh layers of ``width`` units (weights σ = 1), an output
+    weight vector, and a batch of inputs, in float64."""
+    weights = [
+        torch.randn(width, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
+        for _ in range(n_layers)
+    ]
+    out = torch.randn(width, 1, generator=gen, dtype=torch.float64)
+    x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
+    return weights, out, x
+
+
+def _run_chain(h: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    for w in weights:
+        h = torch.tanh(h @ w)
+    return h
+
+
 def memory_sweep(
-    depths: Sequence[int], *, width: int = 256, n_samples: int = 128, seed: int = 0
+    n_layers: Sequence[int], *, width: int = 256, n_samples: int = 128, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Memory of one reverse pass against one forward pass, for growing depth.
 
-    Network ``k`` maps ``width`` inputs through ``depths[k]`` tanh layers of ``width``
-    units to one output, on a batch of ``n_samples`` (float64). Reverse mode is the
-    gradient of the summed output with respect to the batch; forward mode is its
-    derivative along one direction (``torch.func.jvp``): both cost a few passes.
+    Network ``k`` maps ``width`` inputs through ``n_layers[k]`` tanh layers of
+    ``width`` units and an output weight vector to one number per sample (depth
+    ``n_layers[k] + 1`` in the book's count), on a batch of ``n_samples``
+    (float64). Reverse mode is the gradient of the summed output with respect to
+    the batch; forward mode is its derivative along one direction
+    (``torch.func.jvp``): both cost a few passes.
 
     Returns
     -------
-    dict of ndarray, each of shape (len(depths),)
-        ``'saved'``: bytes autograd saves for backward (weights and data excluded);
+    dict of ndarray, each of shape (len(n_layers),)
+        ``'saved'``: bytes autograd holds for backward at the end of the forward
+        pass (weights and data excluded, see :func:`saved_bytes`);
         ``'predicted'``: one ``(n_samples, width)`` activation per tanh layer;
         ``'peak_reverse'``, ``'peak_forward'``: :func:`peak_live_bytes` of each pass;
-        ``'saved_forward'``: bytes forward mode saves for a backward pass (none).
+        ``'saved_forward'``: bytes forward mode holds for a backward pass (none).
     """
-    depths = [check_int(f"depths[{i}]", d, minimum=1) for i, d in enumerate(depths)]
-    if not depths:
-        raise ValueError("depths must list at least one depth, got []")
+    n_layers = [
+        check_int(f"n_layers[{i}]", d, minimum=1) for i, d in enumerate(n_layers)
+    ]
+    if not n_layers:
+        raise ValueError("n_layers must list at least one number of layers, got []")
     width = check_int("width", width, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
     gen = torch_generator(seed)
     keys = ("saved", "predicted", "peak_reverse", "peak_forward", "saved_forward")
     out = {k: [] for k in keys}
-    for depth in depths:
-        weights = [
-            torch.randn(width, width, generator=gen, dtype=torch.float64)
-            / math.sqrt(width)
-            for _ in range(depth)
-        ]
-        weights.append(torch.randn(width, 1, generator=gen, dtype=torch.float64))
-        x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
+    for n in n_layers:
+        weights, w_out, x = _tanh_chain(n, width, n_samples, gen)
         direction = torch.ones_like(x)
 
-        def net(h, weights=weights):
-            for w in weights[:-1]:
-                h = torch.tanh(h @ w)
-            return (h @ weights[-1]).sum()
+        def net(h, weights=weights, w_out=w_out):
+            return (_run_chain(h, weights) @ w_out).sum()
 
         def reverse(x, net=net):
             torch.autograd.grad(net(x), x)
@@ -465,16 +574,120 @@ def memory_sweep(
         def forward(x, net=net, direction=direction):
             jvp(net, (x,), (direction,))
 
+        exclude = [*weights, w_out, x]
         x.requires_grad_(True)
-        out["saved"].append(saved_tensor_bytes(reverse, x, exclude=[*weights, x]))
+        out["saved"].append(saved_bytes(net, x, exclude=exclude)["end_of_forward"])
         out["peak_reverse"].append(peak_live_bytes(reverse, x))
         x.requires_grad_(False)
-        out["saved_forward"].append(
-            saved_tensor_bytes(forward, x, exclude=[*weights, x])
-        )
+        ledger = _SavedLedger(exclude)
+        with torch.autograd.graph.saved_tensors_hooks(ledger.pack, ledger.unpack):
+            forward(x)
+        out["saved_forward"].append(ledger.peak)
         out["peak_forward"].append(peak_live_bytes(forward, x))
-        out["predicted"].append(depth * n_samples * width * x.element_size())
+        out["predicted"].append(n * n_samples * width * x.element_size())
     return {k: np.array(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------
+# Checkpointing: memory for recomputation
+# ---------------------------------------------------------------------------
+
+
+def chain_gradient(
+    weights: Sequence[torch.Tensor], x: torch.Tensor, segment: int | None = None
+) -> torch.Tensor:
+    """The gradient of ``tanh(⋯ tanh(x W_1) ⋯ W_L).sum()`` with respect to ``x``.
+
+    With ``segment=k`` (checkpointing) the forward pass runs without recording
+    and keeps only the inputs of segments of ``k`` layers; the last segment
+    (``L - k (s - 1)`` layers, ``s = ⌈L/k⌉``) is recorded as usual. The backward
+    pass then takes the segments from last to first, recomputing each one from
+    its stored input, with recording, just before pulling the cotangent back
+    through it, and dropping it afterwards. ``segment=None`` (or ``L``) is plain
+    reverse mode.
+
+    Memory: ``s - 1`` stored inputs and the ``k`` activations of one segment,
+    instead of ``L`` activations; arithmetic: one pass over the first
+    ``L - k_last`` layers more than plain reverse mode.
+    """
+    n = len(weights)
+    if n == 0:
+        raise ValueError("weights must hold at least one matrix, got none")
+    k = n if segment is None else check_int("segment", segment, minimum=1)
+    k = min(k, n)
+    starts = list(range(0, n, k))  # the first layer of every segment
+    last = starts[-1]
+    stored = []
+    with torch.no_grad():
+        h = x
+        for start in starts[:-1]:
+            stored.append(h)
+            h = _run_chain(h, weights[start : start + k])
+    h_in = x if last == 0 else h.detach().requires_grad_(True)
+    del h
+    (cotangent,) = torch.autograd.grad(_run_chain(h_in, weights[last:]).sum(), h_in)
+    del h_in
+    for start in reversed(starts[:-1]):
+        h_in = stored.pop()
+        if start > 0:
+            h_in = h_in.detach().requires_grad_(True)
+        h_out = _run_chain(h_in, weights[start : start + k])
+        (cotangent,) = torch.autograd.grad(h_out, h_in, cotangent)
+        del h_in, h_out
+    return cotangent
+
+
+def checkpoint_sweep(
+    n_layers: int,
+    segments: Sequence[int],
+    *,
+    width: int = 256,
+    n_samples: int = 128,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Peak memory and arithmetic of :func:`chain_gradient` for each segment length.
+
+    One chain of ``n_layers`` tanh layers of ``width`` units, on a batch of
+    ``n_samples`` (float64). ``A = n_samples · width · 8`` bytes is one activation
+    and ``F = n_samples · width²`` multiply-adds one layer's product.
+
+    Returns
+    -------
+    dict of ndarray, each of shape (len(segments),)
+        ``'peak'``: :func:`peak_live_bytes` of the whole gradient computation;
+        ``'stored'``: ``s - 1 + k`` activations, in bytes (the schedule's count,
+        ``s = ⌈L/k⌉`` segments of ``k`` layers);
+        ``'multiply_adds'``: counted; ``'predicted_ops'``: ``(2L + L - k_last) F``,
+        forward, backward and the recomputation of all but the last segment;
+        ``'max_error'``: largest ``|gradient - plain reverse-mode gradient|``.
+    """
+    n = check_int("n_layers", n_layers, minimum=1)
+    segments = [
+        check_int(f"segments[{i}]", k, minimum=1, maximum=n)
+        for i, k in enumerate(segments)
+    ]
+    if not segments:
+        raise ValueError("segments must list at least one segment length, got []")
+    width = check_int("width", width, minimum=1)
+    n_samples = check_int("n_samples", n_samples, minimum=1)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    weights, _, x = _tanh_chain(n, width, n_samples, gen)
+    x.requires_grad_(True)
+    activation = n_samples * width * x.element_size()
+    layer_ops = n_samples * width * width
+    reference = chain_gradient(weights, x)
+    keys = ("peak", "stored", "multiply_adds", "predicted_ops", "max_error")
+    out = {key: [] for key in keys}
+    for k in segments:
+        s = -(-n // k)
+        k_last = n - k * (s - 1)
+        out["peak"].append(peak_live_bytes(chain_gradient, weights, x, k))
+        out["stored"].append((s - 1 + k) * activation)
+        out["multiply_adds"].append(count_multiply_adds(chain_gradient, weights, x, k))
+        out["predicted_ops"].append((3 * n - k_last) * layer_ops)
+        error = (chain_gradient(weights, x, k) - reference).abs().max().item()
+        out["max_error"].append(error)
+    return {key: np.array(v) for key, v in out.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -913,6 +1126,54 @@ def sgd_epoch(
     return params
 
 
+def sgd_run(
+    params: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    lr: float,
+    batch_size: int,
+    record: Sequence[int],
+    seed: int = 0,
+) -> dict[int, float]:
+    """SGD for ``max(record)`` steps; test accuracy after each step in ``record``.
+
+    Each epoch visits the training set in a new random order, in batches of
+    ``batch_size`` (the last batch of an epoch may be smaller); one step is one
+    gradient of the mean loss over one batch (:func:`batch_gradients`, or
+    :func:`sample_gradients` for ``batch_size=1``) and one update. A step uses
+    ``batch_size`` per-sample gradients: ``⌈n / batch_size⌉`` steps make an epoch.
+    Updates ``params`` in place.
+    """
+    _check_params(params)
+    lr = check_float("lr", lr, positive=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    record = sorted(
+        {check_int(f"record[{i}]", r, minimum=1) for i, r in enumerate(record)}
+    )
+    if not record:
+        raise ValueError("record must list at least one step, got []")
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    accuracies: dict[int, float] = {}
+    order, position = rng.permutation(len(y)), 0
+    for step in range(1, record[-1] + 1):
+        if position >= len(y):
+            order, position = rng.permutation(len(y)), 0
+        batch = order[position : position + batch_size]
+        position += batch_size
+        if batch_size == 1:
+            _, grads = sample_gradients(params, x[batch[0]], int(y[batch[0]]))
+        else:
+            _, grads = batch_gradients(params, x[batch], y[batch])
+        for p, g in zip(params, grads, strict=True):
+            p -= lr * g
+        if step in record:
+            accuracies[step] = accuracy(params, x_test, y_test)
+    return accuracies
+
+
 # ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
@@ -984,25 +1245,30 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
     axes[1, 0].legend(fontsize=8)
 
 
-def plot_memory_sweep(ax, depths, memory: dict) -> None:
-    """Bytes kept by one reverse pass and one forward pass against depth."""
+def plot_memory_sweep(ax, n_layers, memory: dict) -> None:
+    """Bytes kept by one reverse pass and one forward pass against the number of
+    tanh layers (see :func:`memory_sweep`)."""
     from .plotting import colors
 
     keys = ("predicted", "saved", "peak_reverse", "peak_forward")
-    if any(np.shape(memory[k]) != (len(depths),) for k in keys):
+    if any(np.shape(memory[k]) != (len(n_layers),) for k in keys):
         raise ValueError(
-            f"memory must hold arrays {keys} of shape ({len(depths)},) (one entry "
+            f"memory must hold arrays {keys} of shape ({len(n_layers)},) (one entry "
             f"per depth), got shapes {[np.shape(memory[k]) for k in keys]}"
         )
     c_fwd, c_rev = colors()[:2]
     ax.plot(
-        depths, memory["predicted"], color=c_rev, lw=1, label="one activation per layer"
+        n_layers,
+        memory["predicted"],
+        color=c_rev,
+        lw=1,
+        label="one activation per layer",
     )
     ax.plot(
-        depths, memory["saved"], "s", color=c_rev, label="reverse: saved for backward"
+        n_layers, memory["saved"], "s", color=c_rev, label="reverse: held for backward"
     )
     ax.plot(
-        depths,
+        n_layers,
         memory["peak_reverse"],
         "^-",
         color=c_rev,
@@ -1010,7 +1276,7 @@ def plot_memory_sweep(ax, depths, memory: dict) -> None:
         label="reverse: peak live",
     )
     ax.plot(
-        depths, memory["peak_forward"], "o-", color=c_fwd, label="forward: peak live"
+        n_layers, memory["peak_forward"], "o-", color=c_fwd, label="forward: peak live"
     )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
