@@ -354,3 +354,178 @@ def test_mode_level():
 def test_bad_arguments_raise(call, name):
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         call()
+
+
+# --------------------------------------------------------------------------
+# Deeper networks
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4])
+def test_trainer_gradients_match_autograd_at_any_depth(tree_data, n_layers):
+    """One step of the hand-written backward pass equals autograd's, for any
+    number of layers."""
+    import torch
+
+    labels, features = tree_data
+    features = features[:50]
+    sizes = [8] + [6] * (n_layers - 1) + [50]
+    w = dl.init_weights(sizes, gamma=1.5, seed=1)
+    lr = 0.7
+    run = dl.train_linear_net(labels, features, w, lr=lr, n_epochs=1)
+    params = [t.clone().requires_grad_(True) for t in w]
+    x = torch.as_tensor(labels, dtype=torch.float64)
+    y = torch.as_tensor(features, dtype=torch.float64)
+    loss = (y - dl.end_to_end(params) @ x).square().mean()
+    loss.backward()
+    for p, after in zip(params, run.weights, strict=True):
+        torch.testing.assert_close(
+            after, p.detach() - lr * p.grad, rtol=1e-12, atol=1e-14
+        )
+    assert run.loss[0] == pytest.approx(loss.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4, 6])
+def test_balanced_start_follows_the_recursion_exactly(tree_data, n_layers):
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    s = np.linalg.svd(features, compute_uv=False)
+    a0 = s[0] / 50
+    w = dl.balanced_weights(features, 10, n_layers, a0, seed=2)
+    np.testing.assert_allclose(
+        np.linalg.svd(dl.end_to_end(w).numpy(), compute_uv=False), a0, rtol=1e-12
+    )
+    step = 0.3 * dl.stable_step(s[0], n_layers)
+    lr = step * n_out * n_items / 2
+    epochs = np.arange(0, 121, 10)
+    run = dl.train_linear_net(
+        labels, features, w, lr=lr, n_epochs=120, record_epochs=epochs
+    )
+    recursion = dl.balanced_mode_strengths(
+        s, a0, step=step, n_layers=n_layers, epochs=epochs, discrete=True
+    )
+    np.testing.assert_allclose(
+        run.singular_values, recursion, rtol=1e-9, atol=1e-9 * s[0]
+    )
+    # every layer carries the modes equally: the start stays balanced
+    if n_layers > 1:
+        grams = [wk @ wk.T for wk in run.weights[:-1]]
+        norms = [np.linalg.norm(g.numpy(), 2) for g in grams]
+        np.testing.assert_allclose(norms, norms[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_layers", [2, 3, 4])
+def test_balanced_flow_matches_the_network_within_two_and_a_half_percent(
+    tree_data, n_layers
+):
+    """Steps at a twentieth of the stable limit: the integrated flow of
+    da/dt = step N a^(2-2/N) (s - a) stays within 2.5% of s_1 of the network."""
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    s = np.linalg.svd(features, compute_uv=False)
+    step = 0.05 * dl.stable_step(s[0], n_layers)
+    a0 = s[0] / 100
+    w = dl.balanced_weights(features, 10, n_layers, a0, seed=0)
+    epochs = np.arange(0, 1201, 10)
+    run = dl.train_linear_net(
+        labels,
+        features,
+        w,
+        lr=step * n_out * n_items / 2,
+        n_epochs=1200,
+        record_epochs=epochs,
+    )
+    flow = dl.balanced_mode_strengths(
+        s, a0, step=step, n_layers=n_layers, epochs=epochs
+    )
+    assert np.abs(run.singular_values - flow).max() < 0.025 * s[0]
+    assert run.singular_values[-1] == pytest.approx(s, rel=1e-3)  # all learned
+
+
+def test_training_in_the_span_of_the_targets_is_the_full_network(tree_data):
+    labels, features = tree_data
+    n_items = features.shape[1]
+    _, s, vt = np.linalg.svd(features, full_matrices=False)
+    y_span = np.diag(s) @ vt
+    step = 0.2 * dl.stable_step(s[0], 3)
+    runs = []
+    for y in (features, y_span):
+        w = dl.balanced_weights(y, 10, 3, s[0] / 30, seed=1)
+        runs.append(
+            dl.train_linear_net(
+                labels, y, w, lr=step * y.shape[0] * n_items / 2, n_epochs=80
+            )
+        )
+    np.testing.assert_allclose(
+        runs[0].singular_values, runs[1].singular_values, rtol=1e-9, atol=1e-9 * s[0]
+    )
+
+
+def test_logistic_case_of_the_deep_flow():
+    """N = 2 is the sigmoid of the one-hidden-layer theorem."""
+    s, a0, step = np.array([3.0, 1.0]), 1e-3, 0.01
+    epochs = np.linspace(0, 800, 41)
+    deep = dl.balanced_mode_strengths(s, a0, step=step, n_layers=2, epochs=epochs)
+    sigmoid = np.stack([dl.mode_strength(epochs, sk, a0, step) for sk in s], axis=-1)
+    np.testing.assert_allclose(deep, sigmoid, rtol=1e-7, atol=1e-9)
+
+
+def test_small_random_start_plateaus_lengthen_and_sharpen_with_depth(tree_data):
+    labels, features = tree_data
+    n_out, n_items = features.shape
+    s = np.linalg.svd(features, compute_uv=False)
+    half, rise = [], []
+    for n in (2, 3, 4):
+        lr = 0.5 * dl.stable_step(s[0], n) * n_out * n_items / 2
+        w = dl.init_weights([n_items] + [12] * (n - 1) + [n_out], gamma=1.0, seed=0)
+        epochs = np.arange(0, 401)
+        run = dl.train_linear_net(labels, features, w, lr=lr, n_epochs=400)
+        sv = run.singular_values[:, :1]
+        t10, t50, t90 = (
+            dl.learning_epochs(epochs, sv, s[:1], f)[0] for f in (0.1, 0.5, 0.9)
+        )
+        half.append(t50)
+        rise.append((t90 - t10) / t50)
+    assert half[0] < half[1] < half[2] and half[2] > 4 * half[0]
+    assert rise[0] > rise[1] > rise[2]
+
+
+def test_learning_time_levels_off_with_depth():
+    s = np.array([150.0, 120.0, 100.0, 70.0])
+    epochs = np.arange(0, 400)
+    times = []
+    for n in (2, 8, 32, 128, 512):
+        a = dl.balanced_mode_strengths(
+            s,
+            s[0] / 10,
+            step=0.5 * dl.stable_step(s[0], n),
+            n_layers=n,
+            epochs=epochs,
+            discrete=True,
+        )
+        times.append(dl.learning_epochs(epochs, a, s).max())
+    assert times == sorted(times)  # grows ...
+    assert times[-1] - times[-2] < 0.05 * times[-2]  # ... but levels off
+    assert times[-1] < 10 * times[0]
+
+
+def test_deep_balanced_arguments_raise():
+    y = np.eye(3)
+    with pytest.raises(ValueError, match="n_hidden"):
+        dl.balanced_weights(y, 2, 3, 0.1)
+    with pytest.raises(ValueError, match="initial_strength"):
+        dl.balanced_weights(y, 3, 3, 0.0)
+    with pytest.raises(ValueError, match="n_layers"):
+        dl.balanced_mode_strengths([1.0], 0.1, step=0.1, n_layers=0, epochs=[0, 1])
+    with pytest.raises(ValueError, match="whole"):
+        dl.balanced_mode_strengths(
+            [1.0], 0.1, step=0.1, n_layers=2, epochs=[0, 0.5], discrete=True
+        )
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    try:
+        with pytest.raises(ValueError, match="panels"):
+            dl.plot_data(fig, np.ones((4, 8)), panels=("nothing",))
+    finally:
+        plt.close(fig)  # leave no figure open for other tests

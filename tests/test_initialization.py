@@ -291,3 +291,274 @@ def test_he_trains_the_digits_and_a_tiny_init_does_not():
     # weights ten times too small: still the loss of a uniform guess
     assert loss[0.01] == pytest.approx(math.log(10), abs=0.01)
     assert accuracy[0.01] < 0.2
+
+
+# --------------------------------------------------------------------------
+# The table of rules: one gain c in every row
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ini.RULES)
+def test_every_rule_is_its_gain_over_the_root_of_a_fan(rule):
+    fan = {
+        "fan_in": 100,
+        "fan_out": 300,
+        "glorot": 200,
+        "sum_fan": 400,
+        "max_fan": 300,
+        "uniform_heuristic": 300,
+    }[rule]
+    for activation, c in (("linear", 1.0), ("tanh", 1.0), ("relu", math.sqrt(2))):
+        assert ini.init_std(rule, 100, 300, activation) == pytest.approx(
+            c / math.sqrt(fan), rel=1e-12
+        )
+    assert ini.init_std(rule, 100, 300, "relu", gain=0.3) == pytest.approx(
+        0.3 / math.sqrt(fan), rel=1e-12
+    )
+
+
+def test_pytorch_default_is_the_uniform_heuristic_with_gain_one():
+    torch.manual_seed(0)
+    for fan_in in (64, 32):
+        weight = torch.nn.Linear(fan_in, 20_000).weight
+        std = ini.init_std("uniform_heuristic", fan_in, 10, gain=1.0)
+        assert std == pytest.approx(math.sqrt(1 / (3 * fan_in)), rel=1e-12)
+        assert weight.std().item() == pytest.approx(std, rel=0.01)
+        assert weight.abs().max().item() <= 1 / math.sqrt(fan_in)
+
+
+# --------------------------------------------------------------------------
+# Trainability against depth
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sigma_w", "c0"), [(0.8, 0.2), (2.5, 0.5), (1.7, 0.3)])
+def test_depth_scale_is_the_decay_length_of_the_correlation_map(sigma_w, c0):
+    sigma_b = math.sqrt(0.05)
+    xi = float(mf.depth_scale(sigma_w, sigma_b))
+    c_star = float(mf.correlation_fixed_point(sigma_w, sigma_b))
+    chi_c = float(mf.correlation_slope(c_star, sigma_w, sigma_b))
+    assert xi == pytest.approx(-1 / math.log(chi_c), rel=1e-10)
+    # 40 layers: in the ordered phase c_l reaches 1 to rounding error soon after
+    c = mf.iterate_correlation(c0, sigma_w, sigma_b, 40)
+    distance = np.abs(c - c_star)
+    layers = np.arange(41)
+    late = (layers >= 20) & (distance > 1e-12)
+    slope = np.polyfit(layers[late], np.log(distance[late]), 1)[0]
+    assert -1 / slope == pytest.approx(xi, rel=0.02)
+
+
+def test_critical_gain_puts_chi1_at_one():
+    # without bias chi_1 leaves 1 only quadratically slowly above sigma_w = 1
+    assert ini.critical_gain(0.0) == pytest.approx(1.0, abs=1e-7)
+    for sigma_b in (0.05, 0.3):
+        gain = ini.critical_gain(sigma_b)
+        assert float(mf.chi1(gain, sigma_b)) == pytest.approx(1.0, abs=1e-9)
+        assert gain > 1
+
+
+def test_trainable_depth():
+    depths = [2, 4, 8, 16]
+    accuracy = [
+        [0.9, 0.9, 0.2, 0.9],  # a later success after a failure does not count
+        [0.1, 0.9, 0.9, 0.9],
+        [0.9, 0.9, 0.9, 0.9],
+        [0.9, np.nan, 0.9, 0.9],
+    ]
+    assert ini.trainable_depth(depths, accuracy).tolist() == [4, 0, 16, 2]
+    with pytest.raises(ValueError, match="depths"):
+        ini.trainable_depth([4, 2], [[1, 1]])
+    with pytest.raises(ValueError, match="accuracy"):
+        ini.trainable_depth([2, 4], [1, 1])
+
+
+def _stack(depths, **kwargs):
+    return ini.ClassifierStack(6, 5, 3, depths, "tanh", seed=2, **kwargs)
+
+
+def _member(stack, k):
+    """Network ``k`` of ``stack`` as a plain sequence of torch layers."""
+    position = int(np.argsort(-stack.depths, kind="stable").tolist().index(k))
+    n_layers = int(stack.depths[k])
+    layers = []
+    for i in range(n_layers):
+        w_all, b_all = stack.weights[i], stack.biases[i]
+        # the read-out is the stack's last entry, whatever the depth
+        if i == n_layers - 1:
+            w_all, b_all = stack.weights[-1], stack.biases[-1]
+        layers.append((w_all[position], b_all[position]))
+    return layers
+
+
+def test_classifier_stack_computes_each_network_on_its_own():
+    x = torch.randn(7, 6, generator=torch.Generator().manual_seed(3))
+    depths = [3, 5, 2, 4]
+    stack = _stack(depths, gains=[0.5, 1.0, 1.5, 2.0], sigma_b=0.3)
+    out = stack(x)
+    assert out.shape == (4, 7, 3)
+    for k, depth in enumerate(depths):
+        h = x
+        layers = _member(stack, k)
+        assert len(layers) == depth
+        for i, (w, b) in enumerate(layers):
+            h = h @ w.T + b
+            if i < depth - 1:
+                h = torch.tanh(h)
+        torch.testing.assert_close(out[k], h)
+
+
+def test_classifier_stack_gains_and_torch_default():
+    stack = ini.ClassifierStack(
+        400,
+        300,
+        10,
+        [3, 3],
+        "relu",
+        gains=[2.0, 1.0],
+        torch_default=[False, True],
+        seed=0,
+    )
+    first = stack.weights[0]
+    assert first[0].std().item() == pytest.approx(2.0 / math.sqrt(400), rel=0.02)
+    assert first[1].std().item() == pytest.approx(math.sqrt(1 / (3 * 400)), rel=0.02)
+    assert first[1].abs().max().item() <= 1 / math.sqrt(400)
+    assert stack.biases[0][0].abs().max().item() == 0.0
+    assert stack.biases[0][1].abs().max().item() > 0.0
+
+
+def test_networks_of_a_stack_train_as_if_alone():
+    x, y, *_ = load_digits(0.25, seed=0).to_torch()
+    x, y = x[:200, :6], y[:200] % 3
+    together = _stack([4, 2, 3], gains=[1.0, 1.2, 0.9], sigma_b=0.1)
+    alone = _stack([4], gains=1.0, sigma_b=0.1)
+    with torch.no_grad():
+        for i, (w, b) in enumerate(_member(together, 0)):
+            alone.weights[i].copy_(w[None])
+            alone.biases[i].copy_(b[None])
+    kwargs = dict(optimizer="sgd", lr=0.1, n_steps=20, batch_size=50, seed=4)
+    runs_together = ini.train_stack(together, x, y, **kwargs)
+    runs_alone = ini.train_stack(alone, x, y, **kwargs)
+    np.testing.assert_allclose(
+        runs_together.train_loss[0], runs_alone.train_loss[0], rtol=1e-5
+    )
+    assert runs_together.train_loss[0, -1] < runs_together.train_loss[0, 0]
+
+
+def test_depth_beyond_a_few_xi_c_does_not_train():
+    # ordered phase, xi_c ~ 0.7: depth 3 trains, depth 16 cannot within the budget
+    x, y, *_ = load_digits(0.25, seed=0).to_torch()
+    sigma_b = math.sqrt(0.05)
+    assert 6 * float(mf.depth_scale(0.5, sigma_b)) < 16
+    stack = ini.ClassifierStack(
+        64,
+        32,
+        10,
+        [3, 16, 3, 16],
+        "tanh",
+        gains=[0.5, 0.5, 1.2, 1.2],
+        sigma_b=sigma_b,
+        seed=0,
+    )
+    runs = ini.train_stack(
+        stack, x, y, lr=0.05, n_steps=150, batch_size=32, record_every=150
+    )
+    accuracy = runs.train_accuracy[:, -1]
+    assert accuracy[0] > 0.8 and accuracy[2] > 0.8  # shallow: both train
+    assert accuracy[1] < 0.3  # ordered, 16 >> 6 xi_c: stuck near chance
+    assert accuracy[3] > 0.8  # near the edge of chaos, xi_c = 12: trains
+
+
+# --------------------------------------------------------------------------
+# Orthogonal weights and the Jacobian
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (8, 20), (20, 8), (3, 4, 5)])
+@pytest.mark.parametrize("gain", [1.0, 0.7])
+def test_orthogonal_matches_torch_where_they_overlap(shape, gain):
+    ours = ini.orthogonal_(
+        torch.empty(shape, dtype=torch.float64),
+        gain,
+        seed=11,
+    )
+    if len(shape) == 2:
+        theirs = torch.nn.init.orthogonal_(
+            torch.empty(shape, dtype=torch.float64),
+            gain,
+            generator=torch.Generator().manual_seed(11),
+        )
+        assert torch.equal(ours, theirs)
+    # every matrix, batched or not, has orthonormal rows or columns times gain
+    small = min(shape[-2:])
+    gram = ours.mT @ ours if shape[-2] >= shape[-1] else ours @ ours.mT
+    eye = gain**2 * torch.eye(small, dtype=torch.float64)
+    torch.testing.assert_close(gram, eye.expand_as(gram), atol=1e-12, rtol=0)
+
+
+def test_orthogonal_rejects_a_vector():
+    with pytest.raises(ValueError, match="weight"):
+        ini.orthogonal_(torch.empty(5))
+    with pytest.raises(ValueError, match="gain"):
+        ini.orthogonal_(torch.empty(5, 5), gain=0.0)
+
+
+def test_orthogonal_linear_network_is_an_exact_isometry():
+    spectra = ini.jacobian_spectra(
+        [1, 10, 60], 32, "linear", "orthogonal", gain=1.1, n_networks=2
+    )
+    for depth, sv in zip(spectra.depths, spectra.singular_values, strict=True):
+        np.testing.assert_allclose(sv, 1.1**depth, rtol=1e-10)
+    np.testing.assert_allclose(spectra.spread(), 0.0, atol=1e-18)
+
+
+def test_jacobian_matches_autograd():
+    # the Jacobian built layer by layer is the derivative of the network
+    spectra = ini.jacobian_spectra([3], 6, "tanh", "gaussian", gain=1.3, n_networks=1)
+    # rebuild the same network from the same draws
+    gen = torch.Generator().manual_seed(0)
+    h0 = torch.randn(1, 6, 1, generator=gen, dtype=torch.float64)
+    layers = []
+    for _ in range(3):
+        w = torch.empty(1, 6, 6, dtype=torch.float64).normal_(
+            0.0, 1.3 / math.sqrt(6), generator=gen
+        )
+        b = torch.randn(1, 6, 1, generator=gen, dtype=torch.float64)
+        layers.append((w[0], 0.0 * b[0]))
+
+    def net(v):
+        for w, b in layers:
+            v = torch.tanh(w @ v + b)
+        return v
+
+    jac = torch.autograd.functional.jacobian(net, h0[0])[:, 0, :, 0]
+    np.testing.assert_allclose(
+        spectra.singular_values[0, 0], torch.linalg.svdvals(jac).numpy(), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize(
+    ("activation", "weights", "depth", "rel"),
+    [
+        ("linear", "gaussian", 8, 0.15),
+        ("tanh", "gaussian", 8, 0.15),
+        ("tanh", "orthogonal", 8, 0.15),
+    ],
+)
+def test_jacobian_spread_follows_free_probability(activation, weights, depth, rel):
+    sigma_b = 0.05
+    if activation == "tanh":
+        gain = ini.critical_gain(sigma_b)
+        q = float(mf.fixed_point(gain, sigma_b))
+        kwargs = dict(
+            gain=gain, sigma_b=sigma_b, input_second_moment=(q - sigma_b**2) / gain**2
+        )
+    else:
+        q, kwargs = 0.0, {}
+    spectra = ini.jacobian_spectra(
+        [depth], 256, activation, weights, n_networks=8, seed=1, **kwargs
+    )
+    theory = ini.jacobian_spread_theory(depth, activation, weights, q=q)
+    assert spectra.spread()[0] == pytest.approx(float(theory), rel=rel)
+    if weights == "orthogonal":
+        # far narrower than Gaussian weights at the same depth
+        assert float(theory) < 0.1 * depth

@@ -787,6 +787,150 @@ def similarity_by_relation(rsm, n_levels: int = 3, n_branches: int = 2) -> np.nd
 
 
 # --------------------------------------------------------------------------
+# Deeper networks: balanced starts
+# --------------------------------------------------------------------------
+
+
+def balanced_weights(
+    Y, n_hidden: int, n_layers: int, initial_strength: float, *, seed: int = 0
+) -> list[torch.Tensor]:
+    """A balanced, mode-aligned start of a linear network with ``n_layers`` layers.
+
+    With the SVD ``Y = U S V^T`` (thin, ``P = n_samples`` modes) and random
+    ``n_hidden x P`` matrices ``R_k`` with orthonormal columns, layer 1 is
+    ``b R_1 V^T``, layer ``k`` (1 < k < n_layers) is ``b R_k R_(k-1)^T`` and the
+    last is ``b U R_(n_layers-1)^T``, with ``b = initial_strength ** (1/n_layers)``.
+    Every layer carries every mode with the same strength ``b`` (the start is
+    balanced), and ``W_tot = initial_strength U V^T``: each mode starts at
+    ``initial_strength``. One layer (``n_layers = 1``) is ``initial_strength U V^T``.
+
+    Parameters
+    ----------
+    Y : array, shape (n_out, n_samples), for one-hot inputs ``X = I``
+    n_hidden : int
+        Units of every hidden layer (>= n_samples).
+    n_layers : int
+        Number of weight matrices (>= 1).
+    initial_strength : float
+        ``a0 > 0``.
+    seed : int, default 0
+        Seeds the hidden directions ``R_k``.
+
+    Returns
+    -------
+    list of torch.Tensor, float64
+    """
+    Y = _as_tensor("Y", Y)
+    n_samples = Y.shape[1]
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=n_samples)
+    a0 = check_float("initial_strength", initial_strength, positive=True)
+    gen = torch_generator(seed)
+    u, _, vt = torch.linalg.svd(Y, full_matrices=False)
+    b = a0 ** (1.0 / n_layers)
+    dirs = [vt.T]  # the item directions, then one frame per hidden layer
+    for _ in range(n_layers - 1):
+        z = torch.randn(n_hidden, n_samples, generator=gen, dtype=_DTYPE)
+        dirs.append(torch.linalg.qr(z)[0])
+    dirs.append(u)
+    return [b * dirs[k + 1] @ dirs[k].T for k in range(n_layers)]
+
+
+def balanced_mode_strengths(
+    singular_values,
+    initial_strength: float,
+    *,
+    step: float,
+    n_layers: int,
+    epochs,
+    discrete: bool = False,
+) -> np.ndarray:
+    """Strength of every mode from a balanced, aligned start of ``n_layers`` layers.
+
+    Each mode's per-layer strength obeys ``db/dt = step b**(N-1) (s - b**N)``, so
+    its end-to-end strength ``a = b**N`` obeys
+
+        da/dt = step N a**(2 - 2/N) (s - a),           N = n_layers,
+
+    the logistic equation of the one-hidden-layer case for ``N = 2``. With
+    ``discrete=False`` the flow is integrated (``scipy.integrate.solve_ivp``,
+    relative tolerance 1e-10); with ``discrete=True`` the result is gradient
+    descent itself, ``b <- b + step b**(N-1) (s - b**N)`` once per epoch, which
+    :func:`train_linear_net` follows exactly from :func:`balanced_weights`.
+
+    Parameters
+    ----------
+    singular_values : array, shape (n_modes,)
+        ``s`` of each mode (each > 0).
+    initial_strength : float
+        ``a0 > 0``, the same for every mode.
+    step : float
+        The effective step, see :func:`effective_step`.
+    n_layers : int
+        ``N >= 1``.
+    epochs : array of int or float, shape (n_times,), increasing, >= 0
+        Integers when ``discrete``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_times, n_modes)
+    """
+    from scipy.integrate import solve_ivp
+
+    s = np.asarray(singular_values, dtype=float)
+    if s.ndim != 1 or s.size == 0 or np.any(s <= 0):
+        raise ValueError(f"singular_values must be 1-D and > 0, got {s!r}")
+    a0 = check_float("initial_strength", initial_strength, positive=True)
+    step = check_float("step", step, positive=True)
+    n = check_int("n_layers", n_layers, minimum=1)
+    epochs = np.asarray(epochs, dtype=float)
+    if epochs.ndim != 1 or np.any(np.diff(epochs) < 0) or np.any(epochs < 0):
+        raise ValueError("epochs must be 1-D, increasing and >= 0")
+    if discrete:
+        if np.any(epochs != np.round(epochs)):
+            raise ValueError("epochs must be whole numbers when discrete=True")
+        b = np.full(s.size, a0 ** (1.0 / n))
+        out, done = [], 0
+        for epoch in epochs.astype(int):
+            for _ in range(epoch - done):
+                b = b + step * b ** (n - 1) * (s - b**n)
+            done = epoch
+            out.append(b**n)
+        return np.array(out)
+
+    def rate(_, a):
+        return step * n * np.abs(a) ** (2.0 - 2.0 / n) * (s - a)
+
+    solution = solve_ivp(
+        rate,
+        (0.0, float(epochs[-1]) if epochs.size else 0.0),
+        np.full(s.size, a0),
+        t_eval=epochs,
+        method="LSODA",
+        rtol=1e-10,
+        atol=1e-12 * s.max(),
+    )
+    return solution.y.T
+
+
+def stable_step(singular_value: float, n_layers: int) -> float:
+    """The largest effective step at which gradient descent on a learned mode of
+    an ``n_layers`` balanced chain is stable, ``2 / (N s**(2 - 2/N))``: the flow
+    near ``a = s`` relaxes at the rate ``step N s**(2 - 2/N)``, and a step of
+    gradient descent overshoots once that rate times one epoch exceeds 2."""
+    s = check_float("singular_value", singular_value, positive=True)
+    n = check_int("n_layers", n_layers, minimum=1)
+    return 2.0 / (n * s ** (2.0 - 2.0 / n))
+
+
+def learning_epochs(epochs, curves, targets, fraction: float = 0.9) -> np.ndarray:
+    """First epoch at which each curve reaches ``fraction`` of its target (linear
+    interpolation; NaN if never): :func:`half_epochs` at another level."""
+    fraction = check_float("fraction", fraction, positive=True, maximum=1.0)
+    return half_epochs(epochs, curves, 2.0 * fraction * np.asarray(targets, float))
+
+
+# --------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------
 
@@ -812,7 +956,15 @@ def _item_ticks(ax, names, *, rows=True, cols=True):
     ax.grid(False)
 
 
-def plot_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
+def plot_data(
+    fig,
+    features,
+    names=ITEMS,
+    *,
+    n_shown: int = 40,
+    correlation=None,
+    panels=("inputs", "features", "correlation"),
+):
     """Labels, the first ``n_shown`` features and the item–item correlation.
 
     Parameters
@@ -822,7 +974,10 @@ def plot_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
     names : sequence of str, length n_items
     n_shown : int, default 40
     correlation : array, shape (n_items, n_items), optional
-        Shown in the third panel; the sampled correlation when omitted.
+        Shown in the correlation panel; the sampled correlation when omitted.
+    panels : sequence of {'inputs', 'features', 'correlation'}
+        The panels to draw, side by side in this order (a narrow screen shows
+        one or two at a time legibly).
     """
     features = np.asarray(features, dtype=float)
     if features.ndim != 2 or features.shape[1] != len(names):
@@ -830,22 +985,35 @@ def plot_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
             f"features must have shape (n_features, {len(names)}), got {features.shape}"
         )
     n_shown = check_int("n_shown", n_shown, minimum=1)
+    panels = list(panels)
+    known = ("inputs", "features", "correlation")
+    if not panels or any(p not in known for p in panels):
+        raise ValueError(f"panels must be a non-empty subset of {known}, got {panels}")
     if correlation is None:
         correlation = features.T @ features / features.shape[0]
-    axes = fig.subplots(1, 3, width_ratios=[1, 2.2, 1])
-    axes[0].imshow(np.eye(len(names)), cmap="Greys")
-    axes[0].set_title("input: one-hot labels")
-    _item_ticks(axes[0], names)
-    axes[1].imshow(features[:n_shown].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-    axes[1].set_title(f"output: first {n_shown} features")
-    axes[1].set_xlabel("feature")
-    _item_ticks(axes[1], names, cols=False)
-    axes[1].set_xticks([0, n_shown - 1], [1, n_shown])
-    image = axes[2].imshow(correlation, cmap="RdBu_r", vmin=-1, vmax=1)
-    axes[2].set_title("item–item correlation")
-    _item_ticks(axes[2], names, rows=False)
-    axes[2].set_yticks([])
-    fig.colorbar(image, ax=axes[2], shrink=0.7)
+    ratios = {"inputs": 1, "features": 2.2, "correlation": 1.2}
+    axes = fig.subplots(1, len(panels), width_ratios=[ratios[p] for p in panels])
+    axes = np.atleast_1d(axes)
+    for ax, panel in zip(axes, panels, strict=True):
+        if panel == "inputs":
+            ax.imshow(np.eye(len(names)), cmap="Greys")
+            ax.set_title("input: one-hot labels")
+            _item_ticks(ax, names)
+        elif panel == "features":
+            ax.imshow(
+                features[:n_shown].T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto"
+            )
+            ax.set_title(f"output: first {n_shown} features")
+            ax.set_xlabel("feature")
+            _item_ticks(ax, names, cols=False)
+            ax.set_xticks([0, n_shown - 1], [1, n_shown])
+            if panels[0] != "features":
+                ax.set_yticks([])
+        else:
+            image = ax.imshow(correlation, cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.set_title("item–item correlation")
+            _item_ticks(ax, names)
+            fig.colorbar(image, ax=ax, shrink=0.8)
 
 
 def plot_learning(

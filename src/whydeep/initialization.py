@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import meanfield as mf
 from ._checks import check_choice, check_float, check_int, torch_generator
 from .nets import ACTIVATIONS, mlp, phi, phi_prime
+from .nets import activation as activation_module
 from .training import History, fit
 
 #: Rule name -> the factor that multiplies the gain to give the standard deviation.
@@ -534,3 +536,445 @@ def plot_histograms(ax, tensors: dict, *, value_range: float, bins: int = 81):
         counts, _ = np.histogram(values, bins=edges)
         ax.stairs(counts / (values.size * np.diff(edges)), edges, label=label)
     ax.set_xlim(-value_range, value_range)
+
+
+# --------------------------------------------------------------------------
+# Orthogonal weights and the input-output Jacobian
+# --------------------------------------------------------------------------
+
+
+def orthogonal_(
+    weight: torch.Tensor,
+    gain: float = 1.0,
+    *,
+    seed=None,
+) -> torch.Tensor:
+    """Fill ``weight`` (2-D, or a batch ``(..., n_out, n_in)``) with orthogonal matrices.
+
+    Each matrix is the ``Q`` of the QR decomposition of a standard Gaussian matrix,
+    its columns' signs fixed so that ``R`` has a positive diagonal (which makes ``Q``
+    uniformly distributed, Haar), times ``gain``. A wide matrix (``n_out < n_in``)
+    gets orthonormal rows, a tall one orthonormal columns. For one matrix the draws
+    are those of ``torch.nn.init.orthogonal_`` given the same generator
+    (``seed``: an int, a ``torch.Generator`` or None, the book's convention).
+    Returns ``weight``.
+    """
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        raise ValueError(
+            f"weight must be a tensor with at least 2 dimensions, got "
+            f"{type(weight).__name__} of shape {tuple(getattr(weight, 'shape', ()))}"
+        )
+    gain = check_float("gain", gain, positive=True)
+    generator = torch_generator(seed)
+    rows, cols = weight.shape[-2:]
+    with torch.no_grad():
+        z = torch.empty_like(weight).normal_(0.0, 1.0, generator=generator)
+        if rows < cols:
+            z = z.mT
+        q, r = torch.linalg.qr(z)
+        q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
+        if rows < cols:
+            q = q.mT
+        weight.copy_(q * gain)
+    return weight
+
+
+@dataclass
+class JacobianSpectra:
+    """Singular values of the input-output Jacobian of random networks.
+
+    Attributes
+    ----------
+    depths : numpy.ndarray of int
+        Numbers of layers ``L`` at which the spectrum was taken.
+    singular_values : numpy.ndarray, shape (n_depths, n_networks, width)
+        Singular values of ``dh^L / dh^0`` at one input, largest first.
+    """
+
+    depths: np.ndarray
+    singular_values: np.ndarray
+
+    def spread(self) -> np.ndarray:
+        """Relative variance of the squared singular values, per depth.
+
+        ``Var(lambda) / E[lambda]**2`` over the eigenvalues ``lambda = s**2`` of
+        ``J J^T`` of all networks: 0 for a perfectly flat spectrum, whatever its
+        scale; ``L`` for a product of ``L`` wide Gaussian matrices of gain 1.
+        """
+        lam = self.singular_values.reshape(len(self.depths), -1) ** 2
+        return lam.var(axis=1) / lam.mean(axis=1) ** 2
+
+
+def critical_gain(sigma_b: float) -> float:
+    """The gain ``sigma_w`` at which a ``tanh`` network with bias scale ``sigma_b``
+    sits at the edge of chaos, ``chi_1(sigma_w, sigma_b) = 1`` (by bisection on
+    :func:`whydeep.meanfield.chi1`, to 1e-12)."""
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True, maximum=2.0)
+    low, high = 0.5, 4.0  # chi_1 < 1 at 0.5 and > 1 at 4 for sigma_b <= 2
+    while high - low > 1e-12:
+        middle = 0.5 * (low + high)
+        if float(mf.chi1(middle, sigma_b)) < 1.0:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def jacobian_spectra(
+    depths,
+    width: int,
+    activation: str = "linear",
+    weights: str = "gaussian",
+    *,
+    gain: float = 1.0,
+    sigma_b: float = 0.0,
+    n_networks: int = 4,
+    input_second_moment: float = 1.0,
+    seed: int = 0,
+) -> JacobianSpectra:
+    """Singular values of ``J = dh^L / dh^0`` in bias-free networks of constant width.
+
+    Layer ``l`` computes ``h^l = phi(W^l h^(l-1) + b^l)``, biases ``N(0, sigma_b**2)``,
+    with ``W^l`` either Gaussian,
+    ``N(0, gain**2 / width)`` per entry, or ``gain`` times a Haar orthogonal matrix
+    (:func:`orthogonal_`): both have ``E[W^T W] = gain**2 I``. The Jacobian at one
+    input ``h^0`` (i.i.d. ``N(0, input_second_moment)``) is
+    ``J = D^L W^L ... D^1 W^1`` with ``D^l = diag(phi'(a^l))`` at the pre-activations
+    ``a^l``, built up one
+    layer at a time, ``n_networks`` networks at once.
+
+    Parameters
+    ----------
+    depths : sequence of int
+        Numbers of layers at which to take the spectrum (each >= 1).
+    width : int
+        Units per layer (>= 1).
+    activation : {'linear', 'tanh', 'relu'}
+    weights : {'gaussian', 'orthogonal'}
+    gain : float, default 1
+        ``sigma_w``, the gain of the weights (> 0).
+    sigma_b : float, default 0
+        Standard deviation of the biases (>= 0).
+    n_networks : int, default 4
+    input_second_moment : float, default 1
+    seed : int, default 0
+
+    Returns
+    -------
+    JacobianSpectra
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("weights", weights, ("gaussian", "orthogonal"))
+    depths = sorted({check_int("depths[i]", d, minimum=1) for d in depths})
+    if not depths:
+        raise ValueError("depths must list at least one depth, got []")
+    width = check_int("width", width, minimum=1)
+    gain = check_float("gain", gain, positive=True)
+    sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    n_networks = check_int("n_networks", n_networks, minimum=1)
+    input_second_moment = check_float(
+        "input_second_moment", input_second_moment, positive=True
+    )
+    generator = torch_generator(seed)
+    dtype = torch.float64
+    h = torch.randn(n_networks, width, 1, generator=generator, dtype=dtype)
+    h = h * math.sqrt(input_second_moment)
+    jac = torch.eye(width, dtype=dtype).expand(n_networks, -1, -1)
+    spectra = []
+    for layer in range(1, depths[-1] + 1):
+        w = torch.empty(n_networks, width, width, dtype=dtype)
+        if weights == "orthogonal":
+            orthogonal_(w, gain, seed=generator)
+        else:
+            w.normal_(0.0, gain / math.sqrt(width), generator=generator)
+        b = torch.randn(n_networks, width, 1, generator=generator, dtype=dtype)
+        a = w @ h + sigma_b * b
+        h = phi(activation, a)
+        jac = phi_prime(activation, a) * (w @ jac)  # D^l W^l J: D scales rows
+        if layer in depths:
+            spectra.append(torch.linalg.svdvals(jac))
+    return JacobianSpectra(
+        depths=np.array(depths), singular_values=torch.stack(spectra).numpy()
+    )
+
+
+# --------------------------------------------------------------------------
+# Many classifiers of different depths, trained as one batched computation
+# --------------------------------------------------------------------------
+
+
+class ClassifierStack(nn.Module):
+    """``n_networks`` fully connected classifiers of one width and any depths.
+
+    Network ``k`` has depth ``depths[k]`` in the book's convention (the input
+    counts as a layer): ``depths[k] - 1`` hidden layers of ``width`` units, each
+    followed by ``activation``, then a linear read-out to ``n_out`` logits. All
+    networks run in one batched computation: layer ``l`` is one ``bmm`` over the
+    networks that have a layer ``l`` (internally the networks are sorted by
+    depth, deepest first, so those are a leading block of the batch); the others
+    pass their hidden state on unchanged.
+
+    Weights of network ``k`` are ``N(0, gains[k]**2 / fan_in)`` and biases
+    ``N(0, sigma_b[k]**2)``; a network marked in ``torch_default`` instead draws
+    weights and biases as ``nn.Linear`` does by default, uniform on
+    ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``. ``seed`` (an int, a ``torch.Generator``
+    or None) seeds every draw.
+
+    ``forward(x)`` maps ``(n_samples, n_in)`` to ``(n_networks, n_samples, n_out)``
+    in the order the networks were given.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        width: int,
+        n_out: int,
+        depths,
+        activation: str = "tanh",
+        *,
+        gains=1.0,
+        sigma_b=0.0,
+        torch_default=False,
+        seed=None,
+    ) -> None:
+        super().__init__()
+        n_in = check_int("n_in", n_in, minimum=1)
+        width = check_int("width", width, minimum=1)
+        n_out = check_int("n_out", n_out, minimum=1)
+        check_choice("activation", activation, ACTIVATIONS)
+        depths = np.array([check_int("depths[k]", d, minimum=2) for d in depths])
+        if depths.size == 0:
+            raise ValueError("depths must list at least one network, got []")
+        k = depths.size
+        gains = np.broadcast_to(np.asarray(gains, dtype=float), (k,))
+        sigma_b = np.broadcast_to(np.asarray(sigma_b, dtype=float), (k,))
+        torch_default = np.broadcast_to(np.asarray(torch_default, dtype=bool), (k,))
+        for name, values in (("gains", gains), ("sigma_b", sigma_b)):
+            if not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {values!r}")
+        if np.any(gains == 0):
+            raise ValueError(f"gains must be > 0, got {gains!r}")
+        generator = torch_generator(seed)
+        order = np.argsort(-depths, kind="stable")
+        self.depths = depths
+        self.activation = activation
+        self.register_buffer("order", torch.as_tensor(order))
+        self.register_buffer("inverse", torch.as_tensor(np.argsort(order)))
+        sorted_depths = depths[order]
+        g, sb, default = gains[order], sigma_b[order], torch_default[order]
+        # layer 0: input -> hidden; 1 .. D-2: hidden -> hidden; then the read-out
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        n_layers = int(sorted_depths[0])
+        for layer in range(n_layers):
+            if layer == 0:
+                fan_in, fan_out, rows = n_in, width, k
+            elif layer < n_layers - 1:
+                fan_in, fan_out = width, width
+                rows = int((sorted_depths > layer + 1).sum())
+            else:
+                fan_in, fan_out, rows = width, n_out, k
+            w = torch.randn(rows, fan_out, fan_in, generator=generator)
+            w = w * torch.as_tensor(g[:rows] / math.sqrt(fan_in)).float()[:, None, None]
+            b = torch.randn(rows, fan_out, generator=generator)
+            b = b * torch.as_tensor(sb[:rows]).float()[:, None]
+            bound = 1.0 / math.sqrt(fan_in)
+            uniform = torch.as_tensor(default[:rows])
+            if uniform.any():
+                n_u = int(uniform.sum())
+                u_w = torch.rand(n_u, fan_out, fan_in, generator=generator)
+                u_b = torch.rand(n_u, fan_out, generator=generator)
+                w[uniform] = (2 * u_w - 1) * bound
+                b[uniform] = (2 * u_b - 1) * bound
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+        self._act = activation_module(activation)
+
+    @property
+    def n_networks(self) -> int:
+        return int(self.depths.size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 2:
+            raise ValueError(
+                f"x must be a 2-D tensor (n_samples, n_in), got "
+                f"{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}"
+            )
+        w0, b0 = self.weights[0], self.biases[0]
+        h = self._act(torch.einsum("si,koi->kso", x, w0) + b0[:, None, :])
+        for w, b in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
+            rows = w.shape[0]
+            new = self._act(torch.baddbmm(b[:, None, :], h[:rows], w.mT))
+            h = new if rows == h.shape[0] else torch.cat([new, h[rows:]])
+        logits = torch.baddbmm(self.biases[-1][:, None, :], h, self.weights[-1].mT)
+        return logits[self.inverse]
+
+
+@dataclass
+class StackRuns:
+    """What :func:`train_stack` recorded.
+
+    Attributes
+    ----------
+    steps : numpy.ndarray of int, shape (n_records,)
+    train_loss : numpy.ndarray, shape (n_networks, n_records)
+        Cross-entropy on the whole training set (NaN once a network diverged).
+    train_accuracy, test_accuracy : numpy.ndarray, shape (n_networks, n_records)
+    """
+
+    steps: np.ndarray
+    train_loss: np.ndarray
+    train_accuracy: np.ndarray
+    test_accuracy: np.ndarray
+
+
+def _evaluate(net, x, y):
+    with torch.no_grad():
+        logits = net(x)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), y.repeat(logits.shape[0]), reduction="none"
+        ).view(logits.shape[0], -1)
+        accuracy = (logits.argmax(-1) == y).double().mean(-1)
+    return loss.mean(-1).double(), accuracy
+
+
+def train_stack(
+    net: ClassifierStack,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor | None = None,
+    y_test: torch.Tensor | None = None,
+    *,
+    optimizer: str = "sgd",
+    lr: float = 0.1,
+    n_steps: int = 100,
+    batch_size: int | None = None,
+    record_every: int = 10,
+    seed: int = 0,
+) -> StackRuns:
+    """Train every network of ``net`` on the cross-entropy, all at once.
+
+    The networks' losses are summed, so each network's gradient is its own and
+    each follows the path it would follow alone. Minibatches (the same for every
+    network) are drawn without replacement, a new permutation each epoch;
+    ``batch_size=None`` is full-batch gradient descent. ``optimizer`` is
+    ``'sgd'`` or ``'adam'``. A network whose loss becomes NaN keeps training as
+    NaN and counts as untrained (accuracy at chance or worse).
+
+    Returns
+    -------
+    StackRuns
+        Recorded at step 0, every ``record_every`` steps and after the last step.
+    """
+    if not isinstance(net, ClassifierStack):
+        raise ValueError(f"net must be a ClassifierStack, got {type(net).__name__}")
+    check_choice("optimizer", optimizer, ("sgd", "adam"))
+    lr = check_float("lr", lr, positive=True)
+    n_steps = check_int("n_steps", n_steps, minimum=1)
+    record_every = check_int("record_every", record_every, minimum=1)
+    n = len(x_train)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
+    generator = torch_generator(seed)
+    params = list(net.parameters())
+    opt = (
+        torch.optim.SGD(params, lr=lr)
+        if optimizer == "sgd"
+        else torch.optim.Adam(params, lr=lr)
+    )
+    steps, losses, train_acc, test_acc = [], [], [], []
+
+    def record(step):
+        loss, acc = _evaluate(net, x_train, y_train)
+        steps.append(step)
+        losses.append(loss)
+        train_acc.append(acc)
+        if x_test is not None:
+            test_acc.append(_evaluate(net, x_test, y_test)[1])
+
+    record(0)
+    perm, position = torch.randperm(n, generator=generator), 0
+    for step in range(1, n_steps + 1):
+        if batch_size is None:
+            xb, yb = x_train, y_train
+        else:
+            if position + batch_size > n:
+                perm, position = torch.randperm(n, generator=generator), 0
+            index = perm[position : position + batch_size]
+            position += batch_size
+            xb, yb = x_train[index], y_train[index]
+        logits = net(xb)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), yb.repeat(logits.shape[0]), reduction="sum"
+        ) / len(yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % record_every == 0 or step == n_steps:
+            record(step)
+    nan = torch.full((net.n_networks,), math.nan, dtype=torch.float64)
+    return StackRuns(
+        steps=np.array(steps),
+        train_loss=torch.stack(losses, 1).numpy(),
+        train_accuracy=torch.stack(train_acc, 1).numpy(),
+        test_accuracy=torch.stack(
+            test_acc if test_acc else [nan] * len(steps), 1
+        ).numpy(),
+    )
+
+
+def trainable_depth(depths, accuracy, threshold: float = 0.5) -> np.ndarray:
+    """Deepest network that still trains, for each row of a depth sweep.
+
+    Parameters
+    ----------
+    depths : sequence of int, increasing
+        The depths of the sweep's columns.
+    accuracy : array, shape (n_rows, n_depths)
+        Accuracy reached by the network of each row and depth (NaN counts as
+        untrained).
+    threshold : float, default 0.5
+        A network *trains* when its accuracy is at least ``threshold``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows,)
+        The largest depth ``d`` such that every network of the row with depth up
+        to ``d`` trains; 0 when even the shallowest does not.
+    """
+    depths = np.asarray(depths)
+    accuracy = np.asarray(accuracy, dtype=float)
+    if depths.ndim != 1 or np.any(np.diff(depths) <= 0):
+        raise ValueError(f"depths must be 1-D and increasing, got {depths!r}")
+    if accuracy.ndim != 2 or accuracy.shape[1] != depths.size:
+        raise ValueError(
+            f"accuracy must have shape (n_rows, {depths.size}), got {accuracy.shape}"
+        )
+    threshold = check_float("threshold", threshold, minimum=0.0, maximum=1.0)
+    trains = np.nan_to_num(accuracy, nan=-1.0) >= threshold
+    # the run of trainable depths from the shallowest one
+    n_ok = np.cumprod(trains, axis=1).sum(axis=1)
+    return np.where(n_ok > 0, depths[np.maximum(n_ok - 1, 0)], 0)
+
+
+def jacobian_spread_theory(
+    depth, activation: str = "linear", weights: str = "gaussian", *, q: float = 0.0
+):
+    """Free-probability prediction of :meth:`JacobianSpectra.spread` at criticality.
+
+    When every layer has ``chi_1 = 1`` and its pre-activations have second
+    moment ``q``, the relative variance of the spectrum of ``J J^T`` adds up layer
+    by layer (Pennington, Schoenholz & Ganguli 2017): each layer contributes
+    ``mu_2 / mu_1**2 - 1`` from its slopes, ``mu_k = E[phi'(sqrt(q) z)**(2k)]``,
+    plus 1 for a Gaussian weight matrix and 0 for an orthogonal one. The result is
+    ``depth`` times that sum (wide-network limit).
+    """
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("weights", weights, ("gaussian", "orthogonal"))
+    q = check_float("q", q, nonnegative=True)
+    depth = np.asarray(depth, dtype=float)
+    z, w = np.polynomial.hermite_e.hermegauss(121)
+    w = w / w.sum()
+    slope2 = phi_prime(activation, torch.as_tensor(np.sqrt(q) * z)).numpy() ** 2
+    mu1, mu2 = (w * slope2).sum(), (w * slope2**2).sum()
+    per_layer = mu2 / mu1**2 - 1.0 + (1.0 if weights == "gaussian" else 0.0)
+    return depth * per_layer
