@@ -244,7 +244,8 @@ def correlation_map(c, sigma_w, sigma_b=0.0):
     c, sigma_w, sigma_b, q_star, product, _ = _correlation_terms(c, sigma_w, sigma_b)
     with np.errstate(divide="ignore", invalid="ignore"):
         mapped = (sigma_w**2 * product + sigma_b**2) / q_star
-    return np.where(q_star == 0, c, mapped)
+    # A correlation is at most 1 in magnitude; near c = 1 rounding can step past it.
+    return np.where(q_star == 0, c, np.clip(mapped, -1.0, 1.0))
 
 
 def correlation_slope(c, sigma_w, sigma_b=0.0):
