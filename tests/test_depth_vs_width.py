@@ -126,30 +126,63 @@ def test_teacher_stretch_of_a_linear_layer_is_exact():
     assert np.all(lengths[:, 1] <= bound + 1e-9)
 
 
-def test_teacher_stretch_follows_mean_field_on_average():
-    # width-5 networks fluctuate; averaged over teachers and circles the
-    # measured stretch of depth-5 teachers is within 25 % of mean field
-    sigma, radius = 2.0, 5**0.5
-    ratios = []
-    for seed in range(6):
-        teacher = dw.make_teacher(sigma, seed=seed)
-        lengths = dw.teacher_stretch(teacher, n_circles=10, radius=radius, seed=seed)
-        ratios.append(lengths[:, 3] / lengths[:, 0])
-    predicted = dw.predicted_length_growth(sigma, sigma**2 * radius**2 / 5, 4)[-1]
-    assert np.mean(ratios) == pytest.approx(predicted, rel=0.25)
+def test_small_teachers_stretch_by_a_factor_of_order_one():
+    # width-5, depth-5 teachers fluctuate and stretch somewhat less than mean
+    # field; averaged over teachers and circles the sigma = 2 stretch is within
+    # a factor 1.5 of it, and clearly above the quasi-linear teacher's
+    radius, mean = 5**0.5, {}
+    for sigma in (0.4, 2.0):
+        ratios = []
+        for seed in range(6):
+            teacher = dw.make_teacher(sigma, seed=seed)
+            ell = dw.teacher_stretch(teacher, n_circles=10, radius=radius, seed=seed)
+            ratios.append(ell[:, 3] / ell[:, 0])
+        mean[sigma] = np.mean(ratios)
+    predicted = dw.predicted_length_growth(2.0, 2.0**2 * radius**2 / 5, 4)[-1]
+    assert predicted / 1.5 < mean[2.0] < predicted * 1.5
+    assert mean[0.4] < 0.5 * mean[2.0]
 
 
-def test_deep_students_from_data_alone_reach_the_teacher():
-    # the page's experiment in small: direct fits from random starts, on the
-    # training set only; the best (by training error) reaches the teacher
+#: The chapter's training rule: L-BFGS, then Levenberg–Marquardt until the
+#: stopping test (the second stage alone in LM_RULE).
+LM_RULE = dict(tol=1e-3, patience=20, max_steps=1000, direct_max=110)
+RULE = dict(lbfgs_steps=1500, **LM_RULE)
+
+
+def test_every_student_that_stopped_by_the_rule_had_stopped_improving():
+    x, y = _small_problem(400)
+    x_test, y_test = _small_problem(200, seed=5)
+    fit = dw.train_students(x, y, x_test, y_test, [3, 8, 8],
+                            starts=[1, 2, 3], min_examples_per_param=1,
+                            lbfgs_steps=20, **LM_RULE)
+    stopped = fit.history.extra["converged"]
+    assert stopped.all()
+    assert np.all(fit.history.extra["steps"] < LM_RULE["max_steps"])
+    rate = dw.final_improvement(fit.history, LM_RULE["patience"])
+    assert np.all(rate <= LM_RULE["tol"])
+
+
+def test_a_start_can_be_rerun_alone():
+    x, y = _small_problem(300)
+    together = dw.train_students(x, y, x, y, [4, 4], starts=[7, 8], max_steps=5)
+    alone = dw.train_students(x, y, x, y, [4], starts=[8], max_steps=5)
+    np.testing.assert_allclose(alone.history.loss[:, 0],
+                               together.history.loss[:, 1], rtol=1e-8)
+
+
+def test_deep_students_from_data_alone_find_the_teacher():
+    # the chapter's deep experiment: 12 random starts of the teacher's shape,
+    # trained on the training set only by the chapter's rule; the best by
+    # training error reaches the teacher (relative test error <= 1e-6)
     teacher = dw.make_teacher(2.0, seed=0)
     x, y = dw.teacher_data(teacher, 4000, seed=1)
     x_test, y_test = dw.teacher_data(teacher, 1000, seed=2)
-    fit = dw.train_deep_students(x, y, x_test, y_test, n_starts=DEEP_STARTS,
-                                 seed=DEEP_SEED)
+    fit = dw.train_students(x, y, x_test, y_test, [5] * 12, depth=5,
+                            starts=range(12), **RULE)
     best = int(np.argmin(fit.train_error))
     assert fit.test_error[best] <= 1e-6
-    assert fit.history.extra["converged"].all()
+    assert np.all(dw.final_improvement(fit.history, RULE["patience"])
+                  <= RULE["tol"])
 
 
 def test_quasi_linear_teacher_is_easy_for_a_shallow_student():
@@ -190,6 +223,15 @@ def test_relative_error_of_a_constant_prediction_is_about_one():
         (lambda: dw.power_law_fit([1, 2], [1, -1]), "positive"),
         (lambda: dw.width_for_error(1e-6, 0.5, 1.0), "exponent"),
         (lambda: dw.sigma_sweep([], *_small_problem()), "sigmas"),
+        (lambda: dw.final_improvement(None, 0), "window"),
+        (lambda: dw.teacher_stretch(torch.nn.Linear(5, 1)), "teacher"),
+        (lambda: dw.lbfgs_phase(torch.nn.Linear(5, 1), None, None, 1), "model"),
+        (
+            lambda: dw.train_students(
+                *_small_problem(), *_small_problem(), [3], starts=[1, 2]
+            ),
+            "starts",
+        ),
         (
             lambda: dw.train_students(*_small_problem(), *_small_problem(), [100]),
             "x_train",

@@ -148,6 +148,8 @@ def train_students(
     max_steps: int = 300,
     tol: float = 1e-3,
     patience: int = 10,
+    direct_max: int = 300,
+    lbfgs_steps: int = 0,
     min_examples_per_param: float = 3.0,
 ) -> StudentFit:
     """Train ``tanh`` students of the given widths together, until each stops improving.
@@ -174,6 +176,13 @@ def train_students(
         ``starts[k]``, so that any start can be re-run alone.
     max_steps, tol, patience
         Stopping rule of :func:`whydeep.training.fit_levenberg_marquardt`.
+    direct_max : int
+        Students with at most this many weights solve each step's linear
+        system exactly, larger ones by conjugate gradients (see
+        :func:`whydeep.training.fit_levenberg_marquardt`).
+    lbfgs_steps : int
+        Iterations of full-batch L-BFGS (strong-Wolfe line search) before
+        Levenberg–Marquardt takes over; see :func:`lbfgs_phase`.
     min_examples_per_param : float
         Refuse to train a student with fewer training examples per parameter.
 
@@ -221,6 +230,9 @@ def train_students(
             f"({int(np.ceil(min_examples_per_param * n_params.max()))} for width "
             f"{max(widths)}), got {x_train.shape[0]}"
         )
+    lbfgs_steps = check_int("lbfgs_steps", lbfgs_steps, minimum=0)
+    if lbfgs_steps:
+        lbfgs_phase(model, x_train, y_train, lbfgs_steps)
     history = fit_levenberg_marquardt(
         model,
         x_train,
@@ -228,6 +240,7 @@ def train_students(
         max_steps=max_steps,
         tol=tol,
         patience=patience,
+        direct_max=direct_max,
         callback=progress_bar(max_steps, "training"),
     )
     with torch.no_grad():
@@ -236,6 +249,57 @@ def train_students(
     return StudentFit(
         model, np.array(widths), n_params, train_error, test_error, history
     )
+
+
+def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
+    """``n_steps`` iterations of full-batch L-BFGS on the members of ``model``.
+
+    Members of equal width are optimised together, as one problem whose loss
+    is the sum of their mean squared errors: their gradients stay separate, but
+    they share L-BFGS's curvature memory and line search, so (unlike
+    :func:`whydeep.training.fit_levenberg_marquardt`) a member's path depends
+    on the other members of its width. Padding is left out, so a narrow member
+    costs what its own width costs. Trains ``model`` in place.
+    """
+    if not isinstance(model, BatchedMLP) or model.biases is not None:
+        raise ValueError(
+            f"model must be a BatchedMLP without bias, got {type(model).__name__}"
+        )
+    n_steps = check_int("n_steps", n_steps, minimum=1)
+    depth, n_in = len(model.weights), model.weights[0].shape[2]
+    for width in sorted(set(model.widths)):
+        idx = torch.tensor([k for k, w in enumerate(model.widths) if w == width])
+        weights = []
+        for i, w in enumerate(model.weights):
+            rows = width if i < depth - 1 else 1
+            cols = n_in if i == 0 else width
+            weights.append(w.detach()[idx, :rows, :cols].clone().requires_grad_())
+        target = y[idx] if y.dim() == 3 else y
+        optimizer = torch.optim.LBFGS(
+            weights,
+            lr=1.0,
+            max_iter=n_steps,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+
+        def closure(weights=weights, target=target):
+            optimizer.zero_grad()
+            h = x.expand(len(weights[0]), -1, -1)
+            for i, w in enumerate(weights):
+                h = torch.bmm(h, w.transpose(1, 2))
+                if i < depth - 1:
+                    h = torch.tanh(h)
+            loss = ((h - target) ** 2).mean(dim=(1, 2)).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            for i, w in enumerate(weights):
+                model.weights[i][idx, : w.shape[1], : w.shape[2]] = w.detach()
 
 
 def final_improvement(history: History, window: int) -> np.ndarray:
