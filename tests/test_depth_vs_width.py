@@ -120,7 +120,6 @@ def test_teacher_stretch_of_a_linear_layer_is_exact():
     assert lengths.shape == (3, 2)
     assert np.all(lengths > 0)
     # the output is tanh-squashed, so its length is below the linear bound
-    w1 = teacher[0].weight.detach().numpy()
     w2 = teacher[2].weight.detach().numpy()
     bound = np.linalg.norm(w2) * lengths[:, 0]
     assert np.all(lengths[:, 1] <= bound + 1e-9)
@@ -152,9 +151,17 @@ RULE = dict(lbfgs_steps=1500, **LM_RULE)
 def test_every_student_that_stopped_by_the_rule_had_stopped_improving():
     x, y = _small_problem(400)
     x_test, y_test = _small_problem(200, seed=5)
-    fit = dw.train_students(x, y, x_test, y_test, [3, 8, 8],
-                            starts=[1, 2, 3], min_examples_per_param=1,
-                            lbfgs_steps=20, **LM_RULE)
+    fit = dw.train_students(
+        x,
+        y,
+        x_test,
+        y_test,
+        [3, 8, 8],
+        starts=[1, 2, 3],
+        min_examples_per_param=1,
+        lbfgs_steps=20,
+        **LM_RULE,
+    )
     stopped = fit.history.extra["converged"]
     assert stopped.all()
     assert np.all(fit.history.extra["steps"] < LM_RULE["max_steps"])
@@ -166,8 +173,9 @@ def test_a_start_can_be_rerun_alone():
     x, y = _small_problem(300)
     together = dw.train_students(x, y, x, y, [4, 4], starts=[7, 8], max_steps=5)
     alone = dw.train_students(x, y, x, y, [4], starts=[8], max_steps=5)
-    np.testing.assert_allclose(alone.history.loss[:, 0],
-                               together.history.loss[:, 1], rtol=1e-8)
+    np.testing.assert_allclose(
+        alone.history.loss[:, 0], together.history.loss[:, 1], rtol=1e-8
+    )
 
 
 def test_deep_students_from_data_alone_find_the_teacher():
@@ -177,8 +185,9 @@ def test_deep_students_from_data_alone_find_the_teacher():
     teacher = dw.make_teacher(2.0, seed=0)
     x, y = dw.teacher_data(teacher, 4000, seed=1)
     x_test, y_test = dw.teacher_data(teacher, 1000, seed=2)
-    fit = dw.train_students(x, y, x_test, y_test, [5] * 12, depth=5,
-                            starts=range(12), **RULE)
+    fit = dw.train_students(
+        x, y, x_test, y_test, [5] * 12, depth=5, starts=range(12), **RULE
+    )
     best = int(np.argmin(fit.train_error))
     assert fit.test_error[best] <= 1e-6
     assert fit.history.extra["converged"][best]

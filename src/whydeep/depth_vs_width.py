@@ -217,9 +217,18 @@ def train_students(
             )
         with torch.no_grad():
             for k, (width, start) in enumerate(zip(widths, starts, strict=True)):
-                net = mlp(n_in, width, depth, "tanh", sigma=sigma_init,
-                          generator=torch_generator(start), dtype=torch.float64)
-                for i, layer in enumerate(m for m in net if isinstance(m, torch.nn.Linear)):
+                net = mlp(
+                    n_in,
+                    width,
+                    depth,
+                    "tanh",
+                    sigma=sigma_init,
+                    generator=torch_generator(start),
+                    dtype=torch.float64,
+                )
+                for i, layer in enumerate(
+                    m for m in net if isinstance(m, torch.nn.Linear)
+                ):
                     rows, cols = layer.weight.shape
                     model.weights[i][k].zero_()
                     model.weights[i][k, :rows, :cols] = layer.weight
@@ -285,7 +294,7 @@ def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
             tolerance_change=0.0,
         )
 
-        def closure(weights=weights, target=target):
+        def closure(weights=weights, target=target, optimizer=optimizer):
             optimizer.zero_grad()
             h = x.expand(len(weights[0]), -1, -1)
             for i, w in enumerate(weights):
@@ -564,7 +573,9 @@ def growth_depth_scale(sigma_w, sigma_b=0.0):
         return 1.0 / np.abs(np.log(chi1(sigma_w, sigma_b)))
 
 
-def teacher_stretch(teacher, *, n_circles: int = 20, radius: float = 1.0, seed: int = 0):
+def teacher_stretch(
+    teacher, *, n_circles: int = 20, radius: float = 1.0, seed: int = 0
+):
     """Length of the image of circles in every layer of a ``tanh`` network.
 
     Each circle has radius ``radius`` and lies in a random plane through the
