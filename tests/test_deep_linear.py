@@ -348,7 +348,7 @@ def test_mode_level():
         ),
         (lambda: dl.least_squares(np.ones((3, 8)), np.ones((2, 8))), "X @ X.T"),
         (lambda: dl.block_means([1, 2, 3], item=0), "values"),
-        (lambda: dl.draw_rsm(None, np.ones((3, 3))), "rsm"),
+        (lambda: dl.plot_rsm(None, np.ones((3, 3))), "rsm"),
     ],
 )
 def test_bad_arguments_raise(call, name):

@@ -9,6 +9,7 @@ import torch
 from whydeep import depth_vs_width as dw
 from whydeep import meanfield as mf
 from whydeep.nets import BatchedMLP
+from whydeep.plotting import power_law_fit
 from whydeep.training import fit_levenberg_marquardt
 
 
@@ -30,7 +31,7 @@ def test_a_copy_of_the_teacher_has_exactly_zero_error():
 
 
 def test_wide_network_matches_mean_field():
-    q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_layers=20, n_inputs=8)
+    q_sim, stretch = dw.simulate_wide_network(2.0, width=1000, n_hidden=20, n_inputs=8)
     assert q_sim[-5:].mean() == pytest.approx(float(mf.fixed_point(2.0)), rel=0.03)
     assert stretch[-10:].mean() == pytest.approx(float(mf.chi1(2.0)), rel=0.03)
 
@@ -56,7 +57,7 @@ def test_batched_training_equals_training_each_member_alone(direct_max):
         2,
         sigma=1.0,
         dtype=torch.float64,
-        generator=torch.Generator().manual_seed(0),
+        seed=0,
     )
     alone = []
     for k, width in enumerate(widths):
@@ -203,7 +204,7 @@ def test_quasi_linear_teacher_is_easy_for_a_shallow_student():
 
 def test_power_law_round_trip():
     widths = np.array([5.0, 50.0, 500.0])
-    exponent, prefactor = dw.power_law_fit(widths, 0.3 * widths**-0.5)
+    exponent, prefactor = power_law_fit(widths, 0.3 * widths**-0.5)
     assert exponent == pytest.approx(-0.5)
     assert dw.width_for_error(0.003, exponent, prefactor) == pytest.approx(
         1e4, rel=1e-9
@@ -228,7 +229,7 @@ def test_relative_error_of_a_constant_prediction_is_about_one():
         (lambda: dw.simulate_wide_network(2.0, width=0), "width"),
         (lambda: dw.simulate_correlation(2.0, 1.0, 0.0), "c0"),
         (lambda: dw.circle_through_network(1.0, depth=1), "depth"),
-        (lambda: dw.power_law_fit([1, 2], [1, -1]), "positive"),
+        (lambda: power_law_fit([1, 2], [1, -1]), "positive"),
         (lambda: dw.width_for_error(1e-6, 0.5, 1.0), "exponent"),
         (lambda: dw.sigma_sweep([], *_small_problem()), "sigmas"),
         (lambda: dw.final_improvement(None, 0), "window"),
@@ -273,7 +274,7 @@ def test_simulated_correlation_follows_the_correlation_map(sigma_w, sigma_b):
     simulated = np.mean(
         [
             dw.simulate_correlation(
-                0.5, sigma_w, sigma_b, width=2000, n_layers=10, seed=k
+                0.5, sigma_w, sigma_b, width=2000, n_steps=10, seed=k
             )
             for k in range(6)
         ],

@@ -10,8 +10,8 @@ import torch
 from whydeep import initialization as ini
 from whydeep import meanfield as mf
 from whydeep.data import load_digits
-from whydeep.nets import linear_layers
-from whydeep.plotting import log_slope
+from whydeep.nets import linear_layers, mlp
+from whydeep.plotting import power_law_fit
 
 N_LAYERS = 50
 WIDTH = 500
@@ -22,7 +22,7 @@ def test_single_layer_variance_matches_fan_in_rule():
     # the tolerance is 3% to leave room for the heavier tails of a sum of products
     g = torch.Generator().manual_seed(0)
     for n_in, sigma, v in [(10, 0.5, 1.0), (50, 0.3, 2.0), (200, 0.05, 3.0)]:
-        m = ini.single_layer_moments(n_in, sigma, v, n_trials=50_000, generator=g)
+        m = ini.single_layer_moments(n_in, sigma, v, n_trials=50_000, seed=g)
         assert m["theory"] == pytest.approx(n_in * sigma**2 * v**2)
         assert m["var_a"] == pytest.approx(m["theory"], rel=0.03)
         # the second moment of ReLU's output is half the variance, for any symmetric a
@@ -85,7 +85,7 @@ def test_rules_agree_with_torch_init(kwargs, torch_init):
         kwargs["rule"],
         kwargs["activation"],
         gain=kwargs.get("gain"),
-        generator=torch.Generator().manual_seed(3),
+        seed=3,
     )
     rel = ((layer.weight - reference).abs() / reference.abs()).max().item()
     assert rel < 1e-6
@@ -150,7 +150,9 @@ def test_tanh_differs_as_the_page_says():
     # sigma_w = 1: a power-law decay, close to 1/(2 l); above: a positive fixed point;
     # below: exponential decay; never growth beyond 1 because |tanh| < 1
     at = _forward("tanh", 1.0, 1)
-    assert log_slope(np.arange(10, N_LAYERS + 1), at[10:]) == pytest.approx(-1, abs=0.2)
+    assert power_law_fit(np.arange(10, N_LAYERS + 1), at[10:])[0] == pytest.approx(
+        -1, abs=0.2
+    )
     assert at[N_LAYERS] * 2 * N_LAYERS == pytest.approx(1, rel=0.3)
     mean_field = mf.length_profile(1.0, 1.0, n_steps=N_LAYERS)  # sigma_w = 1
     assert np.allclose(at, mean_field, rtol=0.15)
@@ -211,33 +213,36 @@ def test_edge_of_chaos_at_sigma_one():
     assert q == pytest.approx(mf.length_profile(q, 1.5, n_steps=500)[-1], rel=1e-12)
 
 
-def test_classifier_and_digits():
+def test_sized_classifier_and_digits():
     x_train, _y_train, x_test, y_test, images = load_digits().to_torch()
     assert x_train.shape[1] == 64 and images.shape[1:] == (8, 8)
     assert len(x_test) == len(y_test) == len(images)
     assert torch.allclose(x_train.mean(0), torch.zeros(64), atol=1e-5)
-    net = ini.classifier([64, 256, 128, 64, 10])
+    net = mlp(sizes=[64, 256, 128, 64, 10], activation="relu", bias=True)
     assert [m.out_features for m in linear_layers(net)] == [256, 128, 64, 10]
+    assert isinstance(net[-1], torch.nn.Linear)  # logits: no output activation
+    stack = ini.layer_stack([8, 8, 8], "tanh")
+    assert isinstance(stack[-1], torch.nn.Tanh)  # every layer alike
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda: ini.init_std("fan_in", 0, 10),
-        lambda: ini.init_std("fan_in", 10, 0),
-        lambda: ini.init_std("fan_in", 10, 10, "sigmoid"),
-        lambda: ini.init_std("lecun", 10, 10),
-        lambda: ini.init_std("fan_in", 10, 10, gain=-1.0),
-        lambda: ini.activation_gain("softplus"),
-        lambda: ini.layer_stack([10], "relu"),
-        lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"),
-        lambda: ini.ensemble_profiles([10, 10], "gelu"),
-        lambda: ini.single_layer_moments(0, 1.0, 1.0),
-        lambda: ini.classifier([64], "relu"),
+        (lambda: ini.init_std("fan_in", 0, 10), "fan_in"),
+        (lambda: ini.init_std("fan_in", 10, 0), "fan_out"),
+        (lambda: ini.init_std("fan_in", 10, 10, "sigmoid"), "activation"),
+        (lambda: ini.init_std("lecun", 10, 10), "rule"),
+        (lambda: ini.init_std("fan_in", 10, 10, gain=-1.0), "gain"),
+        (lambda: ini.activation_gain("softplus"), "activation"),
+        (lambda: ini.layer_stack([10], "relu"), "sizes"),
+        (lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"), "net"),
+        (lambda: ini.ensemble_profiles([10, 10], "gelu"), "activation"),
+        (lambda: ini.single_layer_moments(0, 1.0, 1.0), "n_in"),
+        (lambda: mlp(sizes=[64], activation="relu"), "sizes"),
     ],
 )
-def test_bad_arguments_raise_value_error(call):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
 
 
@@ -265,11 +270,11 @@ def test_he_trains_the_digits_and_a_tiny_init_does_not():
     accuracy, loss = {}, {}
     for scale in (1.0, 0.01):
         net = ini.initialize_(
-            ini.classifier([64, 256, 128, 64, 10], "relu"),
+            mlp(sizes=[64, 256, 128, 64, 10], activation="relu", bias=True, sigma=None),
             "fan_in",
             "relu",
             variance_scale=scale,
-            generator=torch.Generator().manual_seed(0),
+            seed=0,
         )
         h = ini.train_classifier(
             net,

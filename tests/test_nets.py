@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -152,3 +153,35 @@ def test_batched_members_with_bias_equal_their_own_networks():
             batched.member(k)(x), batched(x)[k], rtol=0, atol=1e-12
         )
     assert batched.n_params() == [nets.n_params(2, w, 3, bias=True) for w in (3, 6)]
+
+
+def test_sizes_form_output_activation_and_pytorch_default():
+    net = nets.mlp(sizes=[3, 7, 5, 2], activation="relu", output_activation="tanh")
+    assert [m.out_features for m in nets.linear_layers(net)] == [7, 5, 2]
+    assert isinstance(net[1], torch.nn.ReLU) and isinstance(net[-1], torch.nn.Tanh)
+    # the same network as the (n_in, width, depth) form when the widths agree
+    torch.manual_seed(0)
+    a = nets.mlp(sizes=[3, 4, 4, 1], seed=5)
+    b = nets.mlp(3, 4, 3, seed=5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # sigma=None keeps PyTorch's initialisation: uniform within 1/sqrt(fan_in)
+    torch.manual_seed(0)
+    plain = nets.mlp(sizes=[100, 50], sigma=None, bias=True)
+    assert plain[0].weight.abs().max() <= 0.1
+    with pytest.raises(ValueError, match="either sizes"):
+        nets.mlp(3, sizes=[3, 1])
+    with pytest.raises(ValueError, match="output_activation"):
+        nets.mlp(sizes=[3, 1], output_activation="softmax")
+
+
+@pytest.mark.parametrize("name", nets.ACTIVATIONS)
+def test_activation_table_agrees_on_arrays_tensors_modules_and_slopes(name):
+    x = np.linspace(-2.0, 2.0, 41) + 0.01  # no point exactly at a kink
+    t = torch.tensor(x)
+    np.testing.assert_allclose(nets.phi(name, x), nets.phi(name, t).numpy())
+    np.testing.assert_allclose(nets.phi(name, x), nets.activation(name)(t).numpy())
+    h = 1e-6
+    numeric = (nets.phi(name, x + h) - nets.phi(name, x - h)) / (2 * h)
+    np.testing.assert_allclose(nets.phi_prime(name, x), numeric, atol=1e-8)
+    np.testing.assert_allclose(nets.phi_prime(name, x), nets.phi_prime(name, t).numpy())

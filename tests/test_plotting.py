@@ -65,7 +65,9 @@ def test_live_kernel_gets_widgets(monkeypatch):
 
 def test_log_slope_recovers_a_power_law():
     x = [1, 10, 100, 1000]
-    assert plotting.log_slope(x, [3 * v**-1.5 for v in x]) == pytest.approx(-1.5)
+    assert plotting.power_law_fit(x, [3 * v**-1.5 for v in x]) == pytest.approx(
+        (-1.5, 3)
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,8 +79,8 @@ def test_log_slope_recovers_a_power_law():
             lambda: plotting.static_slider(_draw, {"a": [1]}, initial={"a": 5}),
             "initial",
         ),
-        (lambda: plotting.log_slope([1, 2], [1, -1]), "positive"),
-        (lambda: plotting.log_slope([1], [1]), "length"),
+        (lambda: plotting.power_law_fit([1, 2], [1, -1]), "positive"),
+        (lambda: plotting.power_law_fit([1], [1]), "length"),
         (lambda: plotting.small_multiples(0), "n"),
     ],
 )
@@ -94,12 +96,12 @@ def test_small_multiples_keeps_exactly_n_panels():
     plt.close(fig)
 
 
-def test_draw_network_draws_one_dot_per_shown_unit():
+def test_plot_network_draws_one_dot_per_shown_unit():
     fig, ax = plt.subplots()
-    plotting.draw_network(ax, [4, 3, 1])
+    plotting.plot_network(ax, [4, 3, 1])
     dots = sum(len(c.get_offsets()) for c in ax.collections)
     assert dots == 4 + 3 + 1
     assert [t.get_text() for t in ax.texts] == ["4", "3", "1"]
     plt.close(fig)
     with pytest.raises(ValueError, match="sizes"):
-        plotting.draw_network(ax, [3])
+        plotting.plot_network(ax, [3])

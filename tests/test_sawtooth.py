@@ -8,7 +8,7 @@ import torch
 
 from whydeep import sawtooth as st
 from whydeep.nets import count_params, mlp, n_params
-from whydeep.plotting import log_slope
+from whydeep.plotting import power_law_fit
 
 
 def smooth_bump(x):
@@ -35,7 +35,7 @@ def test_box_sum_has_n_plus_one_neurons_and_lipschitz_error():
 def test_approximation_slope_is_minus_one():
     n_boxes = 2 ** np.arange(2, 10)
     errors = [st.box_sup_error(smooth_bump, 2.0, int(n), 5) for n in n_boxes]
-    assert abs(log_slope(n_boxes, errors) + 1) < 0.1
+    assert abs(power_law_fit(n_boxes, errors)[0] + 1) < 0.1
 
 
 def test_grid_neurons_grow_like_power_of_dimension():
@@ -144,9 +144,9 @@ def test_linear_regions_tile_the_square():
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.sawtooth_network(-1)
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.shallow_sawtooth(-2)
     with pytest.raises(ValueError, match="width"):
         st.box_network(1.0, 0.0)
@@ -163,7 +163,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="hi must be > lo"):
         st.piecewise_linear(st.sawtooth_network(2), 1.0, 1.0)
     with pytest.raises(ValueError, match="n_hidden"):
-        st.mlp_params_bias(1, 4, 0)
+        st.random_relu_net(1, 4, 0, seed=0)
     with pytest.raises(ValueError, match="sigma_b"):
         st.random_pieces_bound(4, [1], 2, seed=0, sigma_b=0.0)
     with pytest.raises(ValueError, match="n_draws"):
@@ -200,7 +200,7 @@ def test_box_error_within_k_b_over_n_on_the_closed_interval():
 def test_asymptotic_slope_is_minus_one():
     n_boxes = 2 ** np.arange(6, 12)
     errors = [st.box_sup_error(smooth_bump, 2.0, int(n)) for n in n_boxes]
-    assert abs(log_slope(n_boxes, errors) + 1) < 0.01
+    assert abs(power_law_fit(n_boxes, errors)[0] + 1) < 0.01
 
 
 # ------------------------------------------------ Levenberg–Marquardt
@@ -217,7 +217,7 @@ def _nets(width, n_hidden, k, seed):
             sigma=np.sqrt(2),
             bias=True,
             sigma_b=0.5,
-            generator=generator,
+            seed=generator,
             dtype=torch.float64,
         )
         for _ in range(k)
@@ -293,7 +293,7 @@ def test_train_relu_nets_checks_its_arguments():
         st.train_relu_nets(_nets(2, 1, 1, 0), x, x, window=0)
     with pytest.raises(ValueError, match="one length"):
         st.train_relu_nets(_nets(2, 1, 1, 0), x, x[:-1])
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="n_hidden"):
         st.fit_architectures(0)
 
 

@@ -78,9 +78,12 @@ def check_seed(seed, name: str = "seed"):
 def torch_generator(seed, name: str = "seed"):
     """The book's one ``seed`` convention, for PyTorch: an int gives a fresh
     ``torch.Generator`` seeded with it; a ``torch.Generator`` is used as it is
-    (its state advances), so that several calls can share one stream."""
+    (its state advances), so that several calls can share one stream; None means
+    PyTorch's global generator and is returned as it is."""
     import torch
 
+    if seed is None:
+        return None
     seed = check_seed(seed, name)
     if isinstance(seed, torch.Generator):
         return seed

@@ -235,7 +235,6 @@ def random_tanh_layers(
     maps a vector of shape ``(d_{l-1},)`` or a batch ``(n, d_{l-1})`` to ``d_l``.
     """
     d = check_dims(dims)
-    seed = check_int("seed", seed, minimum=0)
     gen = torch_generator(seed)
     weights = [
         torch.randn(a, b, generator=gen, dtype=dtype) / math.sqrt(a)
@@ -702,12 +701,10 @@ def init_params(sizes: Sequence[int] = DIGITS_SIZES, seed: int = 0) -> list[np.n
     return params
 
 
-def _check_params(params, n_layers: int | None = None) -> None:
-    """``params`` must be ``[W1, b1, …]`` with matching shapes (and ``n_layers`` layers)."""
-    if len(params) < 2 or len(params) % 2 or (n_layers and len(params) != 2 * n_layers):
-        expected = (
-            f"{2 * n_layers} arrays" if n_layers else "an even number >= 2 of arrays"
-        )
+def _check_params(params, depth: int | None = None) -> None:
+    """``params`` must be ``[W1, b1, …]`` with matching shapes (and ``depth`` layers)."""
+    if len(params) < 2 or len(params) % 2 or (depth and len(params) != 2 * depth):
+        expected = f"{2 * depth} arrays" if depth else "an even number >= 2 of arrays"
         raise ValueError(
             f"params must be [W1, b1, ...] with {expected}, got {len(params)}"
         )
@@ -718,6 +715,17 @@ def _check_params(params, n_layers: int | None = None) -> None:
                 f"params[{k}] and params[{k + 1}] must be a weight (n_in, n_out) and a "
                 f"bias (n_out,) that fit the previous layer, got shapes {w} and {b}"
             )
+
+
+def _check_labels(name: str, labels, n_classes: int) -> np.ndarray:
+    """``labels`` must be integers in ``0 .. n_classes - 1``."""
+    labels = np.asarray(labels)
+    outside = labels.size > 0 and (labels.min() < 0 or labels.max() >= n_classes)
+    if labels.dtype.kind not in "iu" or outside:
+        raise ValueError(
+            f"{name} must hold integer labels in 0..{n_classes - 1}, got {labels!r}"
+        )
+    return labels
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -737,10 +745,10 @@ def predict_proba(params: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     ``(n_samples, n_in)``: sigmoid hidden layers, softmax output."""
     _check_params(params)
     h = x
-    n_layers = len(params) // 2
-    for k in range(n_layers):
+    depth = len(params) // 2
+    for k in range(depth):
         z = h @ params[2 * k] + params[2 * k + 1]
-        h = sigmoid(z) if k < n_layers - 1 else softmax(z)
+        h = sigmoid(z) if k < depth - 1 else softmax(z)
     return h
 
 
@@ -773,7 +781,8 @@ def sample_gradients(params: Sequence[np.ndarray], x: np.ndarray, label: int):
     grads : list of ndarray
         Same shapes as ``params``.
     """
-    _check_params(params, n_layers=3)
+    _check_params(params, depth=3)
+    label = int(_check_labels("label", label, len(params[-1])))
     w1, b1, w2, b2, w3, b3 = params
     a1 = sigmoid(x @ w1 + b1)
     a2 = sigmoid(a1 @ w2 + b2)
@@ -804,13 +813,14 @@ def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
     y : ndarray of int, shape (n_samples,)
     """
     _check_params(params)
+    y = _check_labels("y", y, len(params[-1]))
     if len(x) != len(y):
         raise ValueError(
             f"x and y must hold as many samples, got {len(x)} and {len(y)}"
         )
-    n_layers = len(params) // 2
+    depth = len(params) // 2
     activations = [x]
-    for k in range(n_layers - 1):
+    for k in range(depth - 1):
         activations.append(sigmoid(activations[-1] @ params[2 * k] + params[2 * k + 1]))
     p = softmax(activations[-1] @ params[-2] + params[-1])
     n = len(y)
@@ -819,7 +829,7 @@ def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
     delta[rows, y] -= 1.0
     delta /= n  # the loss is a mean over the batch
     grads: list[np.ndarray] = [None] * len(params)
-    for k in range(n_layers - 1, -1, -1):
+    for k in range(depth - 1, -1, -1):
         grads[2 * k] = activations[k].T @ delta
         grads[2 * k + 1] = delta.sum(axis=0)
         if k > 0:
@@ -832,10 +842,10 @@ def autograd_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarra
     """Mean loss and gradients of :func:`batch_gradients`, by ``torch.autograd``."""
     tensors = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params]
     h = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64)
-    n_layers = len(params) // 2
-    for k in range(n_layers):
+    depth = len(params) // 2
+    for k in range(depth):
         z = h @ tensors[2 * k] + tensors[2 * k + 1]
-        h = torch.sigmoid(z) if k < n_layers - 1 else z
+        h = torch.sigmoid(z) if k < depth - 1 else z
     loss = torch.nn.functional.cross_entropy(h, torch.as_tensor(np.atleast_1d(y)))
     grads = torch.autograd.grad(loss, tensors)
     return float(loss.detach()), [g.numpy() for g in grads]

@@ -105,7 +105,6 @@ def sample_tree_features(
     n_features = check_int("n_features", n_features, minimum=1)
     n_levels, n_branches = _check_tree(n_levels, n_branches)
     p = check_float("flip_probability", flip_probability, minimum=0.0, maximum=1.0)
-    seed = check_int("seed", seed, minimum=0)
     rng = numpy_generator(seed)
     parents = tree_parents(n_levels, n_branches)
     flip_prob = np.full(parents.size, p)
@@ -218,7 +217,6 @@ def init_weights(
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least two layers, got {sizes!r}")
     gamma = check_float("gamma", gamma, nonnegative=True)
-    seed = check_int("seed", seed, minimum=0)
     gen = torch_generator(seed)
     weights = []
     for n_in, n_out in itertools.pairwise(sizes):
@@ -814,7 +812,7 @@ def _item_ticks(ax, names, *, rows=True, cols=True):
     ax.grid(False)
 
 
-def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
+def plot_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None):
     """Labels, the first ``n_shown`` features and the item–item correlation.
 
     Parameters
@@ -850,7 +848,7 @@ def draw_data(fig, features, names=ITEMS, *, n_shown: int = 40, correlation=None
     fig.colorbar(image, ax=axes[2], shrink=0.7)
 
 
-def draw_learning(
+def plot_learning(
     fig,
     epochs,
     loss,
@@ -909,7 +907,7 @@ def draw_learning(
     return ax_loss, ax_sv
 
 
-def draw_rsm(ax, rsm, names=ITEMS, *, title=None):
+def plot_rsm(ax, rsm, names=ITEMS, *, title=None):
     """One similarity matrix, scaled by its largest absolute entry."""
     rsm = np.asarray(rsm, dtype=float)
     if rsm.shape != (len(names), len(names)):

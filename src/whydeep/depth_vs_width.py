@@ -47,7 +47,6 @@ def make_teacher(
         Maps ``(n_samples, n_in)`` to ``(n_samples, 1)``.
     """
     sigma = check_float("sigma", sigma, positive=True)
-    seed = check_int("seed", seed, minimum=0)
     generator = torch_generator(seed)
     return mlp(
         n_in,
@@ -55,7 +54,7 @@ def make_teacher(
         depth,
         "tanh",
         sigma=sigma,
-        generator=generator,
+        seed=generator,
         dtype=torch.float64,
     )
 
@@ -69,7 +68,6 @@ def teacher_data(teacher, n_samples: int, *, seed: int = 0):
     y : torch.Tensor, shape (n_samples, 1)
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
     if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
         teacher[0], torch.nn.Linear
     ):
@@ -193,7 +191,6 @@ def train_students(
     widths = [check_int("widths[i]", w, minimum=1) for w in widths]
     depth = check_int("depth", depth, minimum=2)
     sigma_init = check_float("sigma_init", sigma_init, positive=True)
-    seed = check_int("seed", seed, minimum=0)
     min_examples_per_param = check_float(
         "min_examples_per_param", min_examples_per_param, nonnegative=True
     )
@@ -205,7 +202,7 @@ def train_students(
         depth,
         "tanh",
         sigma=sigma_init,
-        generator=generator,
+        seed=generator,
         dtype=torch.float64,
     )
     if starts is not None:
@@ -223,7 +220,7 @@ def train_students(
                     depth,
                     "tanh",
                     sigma=sigma_init,
-                    generator=torch_generator(start),
+                    seed=start,
                     dtype=torch.float64,
                 )
                 for i, layer in enumerate(
@@ -332,30 +329,6 @@ def final_improvement(history: History, window: int) -> np.ndarray:
         return np.where(before > 0, 1.0 - end / before, 0.0)
 
 
-def power_law_fit(widths, errors) -> tuple[float, float]:
-    """Least-squares line through ``log(errors)`` against ``log(widths)``.
-
-    Returns
-    -------
-    exponent, prefactor : float
-        ``errors ≈ prefactor * widths**exponent``.
-    """
-    widths = np.asarray(widths, dtype=float)
-    errors = np.asarray(errors, dtype=float)
-    if widths.shape != errors.shape or widths.ndim != 1 or widths.size < 2:
-        raise ValueError(
-            f"widths and errors must be 1-D of equal length >= 2, got "
-            f"shapes {widths.shape} and {errors.shape}"
-        )
-    if np.any(widths <= 0) or np.any(errors <= 0):
-        raise ValueError(
-            f"widths and errors must be positive for a log-log fit, got "
-            f"widths {widths.tolist()} and errors {errors.tolist()}"
-        )
-    exponent, log_prefactor = np.polyfit(np.log(widths), np.log(errors), 1)
-    return float(exponent), float(np.exp(log_prefactor))
-
-
 def width_for_error(target: float, exponent: float, prefactor: float) -> float:
     """Width at which ``prefactor * width**exponent`` equals ``target``."""
     target = check_float("target", target, positive=True)
@@ -371,18 +344,18 @@ def width_for_error(target: float, exponent: float, prefactor: float) -> float:
 # ----------------------------------------------------------------------------
 
 
-def predicted_length_growth(sigma_w: float, q_first: float, n_layers: int):
+def predicted_length_growth(sigma_w: float, q_first: float, n_hidden: int):
     """Mean-field length of a curve in each layer, relative to the first.
 
     The squared length of a small piece of curve changes by
     ``chi1(sigma_w, q=q_l)`` from layer ``l`` to ``l + 1``, with ``q_l`` following the
-    length map from ``q_first`` (no bias). Returns shape ``(n_layers,)``.
+    length map from ``q_first`` (no bias). Returns shape ``(n_hidden,)``.
     """
     sigma_w = check_float("sigma_w", sigma_w, positive=True)
     q = check_float("q_first", q_first, positive=True)
-    n_layers = check_int("n_layers", n_layers, minimum=1)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
     growth = [1.0]
-    for _ in range(n_layers - 1):
+    for _ in range(n_hidden - 1):
         growth.append(growth[-1] * float(np.sqrt(chi1(sigma_w, 0.0, q=q))))
         q = float(length_map(q, sigma_w))
     return np.array(growth)
@@ -393,9 +366,9 @@ def predicted_length_growth(sigma_w: float, q_first: float, n_layers: int):
 # ----------------------------------------------------------------------------
 
 
-def _random_layers(width, n_layers, sigma_w, sigma_b, rng):
-    weights = rng.standard_normal((n_layers, width, width)) * sigma_w / np.sqrt(width)
-    biases = rng.standard_normal((n_layers, width)) * sigma_b
+def _random_layers(width, n_matrices, sigma_w, sigma_b, rng):
+    weights = rng.standard_normal((n_matrices, width, width)) * sigma_w / np.sqrt(width)
+    biases = rng.standard_normal((n_matrices, width)) * sigma_b
     return weights, biases
 
 
@@ -404,7 +377,7 @@ def simulate_wide_network(
     sigma_b: float = 0.0,
     *,
     width: int = 1000,
-    n_layers: int = 30,
+    n_hidden: int = 30,
     q_first: float = 1.0,
     n_inputs: int = 20,
     seed: int = 0,
@@ -417,20 +390,20 @@ def simulate_wide_network(
 
     Returns
     -------
-    q : numpy.ndarray, shape (n_layers,)
+    q : numpy.ndarray, shape (n_hidden,)
         Mean squared pre-activation per layer (averaged over inputs).
-    stretch : numpy.ndarray, shape (n_layers - 1,)
+    stretch : numpy.ndarray, shape (n_hidden - 1,)
         Ratio of squared perturbation sizes between consecutive layers
         (averaged over inputs): an estimate of ``chi1`` at that layer's length.
     """
     sigma_w = check_float("sigma_w", sigma_w, positive=True)
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
     width = check_int("width", width, minimum=1)
-    n_layers = check_int("n_layers", n_layers, minimum=2)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=2)
     q_first = check_float("q_first", q_first, positive=True)
     n_inputs = check_int("n_inputs", n_inputs, minimum=1)
     rng = numpy_generator(seed)
-    weights, biases = _random_layers(width, n_layers - 1, sigma_w, sigma_b, rng)
+    weights, biases = _random_layers(width, n_hidden - 1, sigma_w, sigma_b, rng)
     h = rng.standard_normal((n_inputs, width)) * np.sqrt(q_first)
     v = rng.standard_normal((n_inputs, width))
     q, stretch = [np.mean(h**2)], []
@@ -450,24 +423,24 @@ def simulate_correlation(
     sigma_b: float,
     *,
     width: int = 1000,
-    n_layers: int = 20,
+    n_steps: int = 20,
     seed: int = 0,
 ):
     """Correlation per layer of two inputs that start at length ``q*`` with correlation ``c0``.
 
-    Returns shape ``(n_layers + 1,)``, the starting correlation first.
+    Returns shape ``(n_steps + 1,)``, the starting correlation first.
     """
     c0 = check_float("c0", c0, minimum=-1.0, maximum=1.0)
     sigma_w = check_float("sigma_w", sigma_w, positive=True)
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
     width = check_int("width", width, minimum=1)
-    n_layers = check_int("n_layers", n_layers, minimum=1)
+    n_steps = check_int("n_steps", n_steps, minimum=1)
     rng = numpy_generator(seed)
     q_star = max(float(fixed_point(sigma_w, sigma_b)), 1e-6)
     u, v = rng.standard_normal((2, width))
     h1 = np.sqrt(q_star) * u
     h2 = np.sqrt(q_star) * (c0 * u + np.sqrt(1 - c0**2) * v)
-    weights, biases = _random_layers(width, n_layers, sigma_w, sigma_b, rng)
+    weights, biases = _random_layers(width, n_steps, sigma_w, sigma_b, rng)
     out = [c0]
     for w, b in zip(weights, biases, strict=True):
         h1 = w @ np.tanh(h1) + b

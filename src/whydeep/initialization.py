@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice, check_float, check_int, torch_generator
-from .nets import ACTIVATION_TABLE, ACTIVATIONS, phi, phi_prime
+from .nets import ACTIVATIONS, mlp, phi, phi_prime
 from .training import History, fit
 
 #: Rule name -> the factor that multiplies the gain to give the standard deviation.
@@ -93,7 +93,7 @@ def initialize_(
     *,
     gain: float | None = None,
     variance_scale: float = 1.0,
-    generator: torch.Generator | None = None,
+    seed=None,
 ) -> nn.Module:
     """Redraw every ``nn.Linear`` of ``net`` in place from N(0, std**2), biases to zero.
 
@@ -101,7 +101,8 @@ def initialize_(
     times ``sqrt(variance_scale)``: ``variance_scale=2`` doubles the variance the
     rule asks for. Weights are drawn in the order the layers appear, with the same
     draws as ``torch.nn.init``'s normal initialisers given the same generator.
-    Returns ``net``.
+    ``seed``: an int, a ``torch.Generator`` (its stream continues) or None for
+    PyTorch's global generator. Returns ``net``.
     """
     check_choice("rule", rule, RULES)
     check_choice("activation", activation, ACTIVATIONS)
@@ -111,6 +112,7 @@ def initialize_(
         raise ValueError(
             f"net must contain an nn.Linear layer, got {type(net).__name__}"
         )
+    generator = torch_generator(seed)
     with torch.no_grad():
         for layer in layers:
             std = init_std(
@@ -131,20 +133,21 @@ def layer_stack(
     *,
     gain: float | None = None,
     variance_scale: float = 1.0,
-    generator: torch.Generator | None = None,
+    seed=None,
     dtype: torch.dtype = torch.float32,
 ) -> nn.Sequential:
     """A stack of bias-free layers, *each* followed by ``activation``.
 
-    Unlike :func:`whydeep.nets.mlp` the last layer has an activation too, so every
-    layer is alike and the signal can be followed through all of them.
+    :func:`whydeep.nets.mlp` with ``output_activation=activation``: the last layer
+    has an activation too, so every layer is alike and the signal can be followed
+    through all of them; the weights follow ``rule``.
 
     Parameters
     ----------
     widths : sequence of int
         ``[n_0, n_1, ..., n_L]``: input size, then the output size of each of the
         ``L = len(widths) - 1`` layers.
-    activation, rule, gain, variance_scale, generator
+    activation, rule, gain, variance_scale, seed
         As in :func:`initialize_`.
     dtype : torch.dtype, default torch.float32
 
@@ -154,22 +157,15 @@ def layer_stack(
         ``L`` pairs (``nn.Linear``, activation); input ``(n_samples, n_0)``, output
         ``(n_samples, n_L)``.
     """
-    check_choice("activation", activation, ACTIVATIONS)
-    widths = [check_int("widths[i]", w, minimum=1) for w in widths]
-    if len(widths) < 2:
-        raise ValueError(f"widths must list at least two sizes, got {widths!r}")
-    modules: list[nn.Module] = []
-    for fan_in, fan_out in itertools.pairwise(widths):
-        modules += [nn.Linear(fan_in, fan_out, bias=False, dtype=dtype)]
-        modules += [ACTIVATION_TABLE[activation][0]()]
-    net = nn.Sequential(*modules)
+    net = mlp(
+        sizes=widths,
+        activation=activation,
+        output_activation=activation,
+        sigma=None,
+        dtype=dtype,
+    )
     return initialize_(
-        net,
-        rule,
-        activation,
-        gain=gain,
-        variance_scale=variance_scale,
-        generator=generator,
+        net, rule, activation, gain=gain, variance_scale=variance_scale, seed=seed
     )
 
 
@@ -205,7 +201,7 @@ def propagate(
     x: torch.Tensor,
     output_gradient: torch.Tensor | None = None,
     *,
-    generator: torch.Generator | None = None,
+    seed=None,
 ) -> Signals:
     """Run ``x`` forward through ``net`` and back-propagate ``output_gradient``.
 
@@ -218,7 +214,7 @@ def propagate(
     output_gradient : torch.Tensor, optional
         Gradient of the loss with respect to the network output, shape of the
         output. When omitted, i.i.d. standard normal entries drawn from
-        ``generator``: the backward pass then starts with unit variance, as the
+        ``seed``: the backward pass then starts with unit variance, as the
         forward pass does.
 
     Returns
@@ -243,7 +239,9 @@ def propagate(
     if len(preacts) == 0:
         raise ValueError("net must contain at least one nn.Linear layer")
     if output_gradient is None:
-        output_gradient = torch.randn(h.shape, generator=generator, dtype=h.dtype)
+        output_gradient = torch.randn(
+            h.shape, generator=torch_generator(seed), dtype=h.dtype
+        )
     if output_gradient.shape != h.shape:
         raise ValueError(
             f"output_gradient must have shape {tuple(h.shape)}, got {tuple(output_gradient.shape)}"
@@ -350,9 +348,9 @@ def ensemble_profiles(
     n_networks = check_int("n_networks", n_networks, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    n_layers = len(widths) - 1
+    depth = len(widths) - 1
     keep = {
-        check_int("keep_layers[i]", k, minimum=1, maximum=n_layers) for k in keep_layers
+        check_int("keep_layers[i]", k, minimum=1, maximum=depth) for k in keep_layers
     }
     stds = [
         init_std(rule, fan_in, fan_out, activation, gain=gain)
@@ -362,7 +360,7 @@ def ensemble_profiles(
     generator = torch_generator(seed)
     h = torch.randn(n_networks, n_samples, widths[0], generator=generator)
     forward, slopes, kept_a, weights = [h.pow(2).mean(dim=(1, 2))], [], {}, []
-    for layer in range(1, n_layers + 1):
+    for layer in range(1, depth + 1):
         w = _layer_weights(
             seed, layer, n_networks, widths[layer - 1], widths[layer], stds[layer - 1]
         )
@@ -374,12 +372,12 @@ def ensemble_profiles(
         forward.append(h.pow(2).mean(dim=(1, 2)))
         if layer in keep:
             kept_a[layer] = a
-    gradients = [torch.full((n_networks,), float("nan"))] * (n_layers + 1)
+    gradients = [torch.full((n_networks,), float("nan"))] * (depth + 1)
     kept_g = {}
     if backward:
         g = torch.randn(n_networks, n_samples, widths[-1], generator=generator)
         gradients = [g.pow(2).mean(dim=(1, 2))]
-        for layer in range(n_layers, 0, -1):
+        for layer in range(depth, 0, -1):
             if layer in keep:
                 kept_g[layer] = g
             delta = slopes[layer - 1] * g
@@ -400,7 +398,7 @@ def single_layer_moments(
     v: float,
     *,
     n_trials: int = 100_000,
-    generator: torch.Generator | None = None,
+    seed=None,
 ) -> dict:
     """Monte Carlo check of one unit ``a = sum_i w_i x_i``.
 
@@ -418,6 +416,7 @@ def single_layer_moments(
     sigma = check_float("sigma", sigma, positive=True)
     v = check_float("v", v, positive=True)
     n_trials = check_int("n_trials", n_trials, minimum=2)
+    generator = torch_generator(seed)
     # draw in chunks of about a million numbers: memory stays small for any n_in
     chunk = max(1, 1_000_000 // n_in)
     pieces = []
@@ -457,25 +456,6 @@ def perturbation_growth(net: nn.Sequential, x: torch.Tensor, direction: torch.Te
             norms.append(float(dh.detach().double().pow(2).sum()))
     norms = np.array(norms)
     return norms[1:] / norms[:-1]
-
-
-def classifier(sizes, activation: str = "relu", *, bias: bool = True) -> nn.Sequential:
-    """A fully connected classifier with layer sizes ``[n_in, h_1, ..., n_classes]``.
-
-    Every layer but the last is followed by ``activation``; the output gives
-    logits. PyTorch's default initialisation is left in place: apply a rule
-    with :func:`initialize_`.
-    """
-    check_choice("activation", activation, ACTIVATIONS)
-    sizes = [check_int("sizes[i]", n, minimum=1) for n in sizes]
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least two sizes, got {sizes!r}")
-    modules: list[nn.Module] = []
-    for k, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        modules.append(nn.Linear(fan_in, fan_out, bias=bias))
-        if k < len(sizes) - 2:
-            modules.append(ACTIVATION_TABLE[activation][0]())
-    return nn.Sequential(*modules)
 
 
 def train_classifier(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float, check_int
+from ._checks import check_choice, check_float, check_int, torch_generator
 
 
 def _tanh(x):
@@ -97,15 +97,18 @@ def n_params(
 
 
 def init_gaussian_(
-    module: nn.Module, sigma: float = 1.0, sigma_b: float = 0.0, generator=None
+    module: nn.Module, sigma: float = 1.0, sigma_b: float = 0.0, seed=None
 ) -> nn.Module:
     """Redraw every ``nn.Linear`` in ``module`` in place.
 
     Weights get standard deviation ``sigma / sqrt(fan_in)``, biases (if any)
-    standard deviation ``sigma_b``. Returns ``module``.
+    standard deviation ``sigma_b``. ``seed`` is an int, a ``torch.Generator``
+    (whose stream continues) or None for PyTorch's global generator. Returns
+    ``module``.
     """
     sigma = check_float("sigma", sigma, positive=True)
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    generator = torch_generator(seed)
     with torch.no_grad():
         for layer in module.modules():
             if isinstance(layer, nn.Linear):
@@ -121,19 +124,23 @@ def init_gaussian_(
 
 
 def mlp(
-    n_in: int,
-    width: int,
-    depth: int,
+    n_in: int | None = None,
+    width: int | None = None,
+    depth: int | None = None,
     activation: str = "tanh",
     *,
+    sizes=None,
+    output_activation: str | None = None,
     n_out: int = 1,
-    sigma: float = 1.0,
+    sigma: float | None = 1.0,
     bias: bool = False,
     sigma_b: float = 0.0,
-    generator: torch.Generator | None = None,
+    seed=None,
     dtype: torch.dtype = torch.float32,
 ) -> nn.Sequential:
     """A fully connected network in the book's conventions.
+
+    Give either ``n_in, width, depth`` (and ``n_out``) or ``sizes``.
 
     Parameters
     ----------
@@ -145,17 +152,24 @@ def mlp(
         Number of layers counting the input, at least 2: ``depth - 1`` hidden
         layers followed by a linear output layer.
     activation : {'tanh', 'relu', 'linear'}
-        Non-linearity after every hidden layer (none after the output).
+        Non-linearity after every hidden layer.
+    sizes : sequence of int, optional
+        All layer sizes, input first, instead of ``n_in, width, depth, n_out``:
+        for layers of different widths.
+    output_activation : {'tanh', 'relu', 'linear'}, optional
+        Non-linearity after the output layer too (none by default).
     n_out : int, default 1
         Output dimension.
-    sigma : float, default 1
-        Weight gain: weights are drawn from N(0, sigma**2 / fan_in).
+    sigma : float or None, default 1
+        Weight gain: weights are drawn from N(0, sigma**2 / fan_in). None keeps
+        PyTorch's default initialisation, for a caller that applies its own rule.
     bias : bool, default False
         Whether layers have a bias (the book's networks have none by default).
     sigma_b : float, default 0
         Standard deviation of the biases when ``bias`` is true.
-    generator : torch.Generator, optional
-        Source of randomness; the global generator when omitted.
+    seed : int, torch.Generator or None
+        Source of randomness: an int seeds a fresh generator, a generator is
+        used as it is, None uses PyTorch's global generator.
     dtype : torch.dtype, default torch.float32
 
     Returns
@@ -165,16 +179,29 @@ def mlp(
         ``(n_samples, n_in)``, output shape ``(n_samples, n_out)``.
     """
     check_choice("activation", activation, ACTIVATIONS)
+    if output_activation is not None:
+        check_choice("output_activation", output_activation, ACTIVATIONS)
     if not isinstance(bias, bool):
         raise ValueError(f"bias must be True or False, got {bias!r}")
-    sizes = layer_sizes(n_in, width, depth, n_out)
+    if sizes is None:
+        sizes = layer_sizes(n_in, width, depth, n_out)
+    elif n_in is not None or width is not None or depth is not None:
+        raise ValueError("give either sizes or n_in, width and depth, not both")
+    else:
+        sizes = [check_int("sizes[i]", n, minimum=1) for n in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least two sizes, got {sizes!r}")
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATION_TABLE[activation][0]())
+        last = i == len(sizes) - 2
+        if not last or output_activation is not None:
+            name = output_activation if last else activation
+            layers.append(ACTIVATION_TABLE[name][0]())
     net = nn.Sequential(*layers)
-    return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, generator=generator)
+    if sigma is None:
+        return net
+    return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, seed=seed)
 
 
 def linear_layers(net: nn.Module) -> list[nn.Linear]:
@@ -204,7 +231,7 @@ class BatchedMLP(nn.Module):
 
     Parameters
     ----------
-    n_in, depth, activation, n_out, sigma, bias, sigma_b, generator, dtype
+    n_in, depth, activation, n_out, sigma, bias, sigma_b, seed, dtype
         As in :func:`mlp`.
     widths : sequence of int
         Hidden width of each member; ``len(widths)`` is the number of members.
@@ -227,10 +254,11 @@ class BatchedMLP(nn.Module):
         sigma: float = 1.0,
         bias: bool = False,
         sigma_b: float = 0.0,
-        generator: torch.Generator | None = None,
+        seed=None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
+        generator = torch_generator(seed)
         widths = [check_int("widths[i]", w, minimum=1) for w in widths]
         if not widths:
             raise ValueError("widths must name at least one member, got []")

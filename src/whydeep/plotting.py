@@ -6,6 +6,11 @@ Python recomputes. On the published web page there is no kernel, so
 the frames with a small slider of HTML and JavaScript; with a live kernel
 (Binder, Colab, a local Jupyter) it shows ``ipywidgets`` controls that
 recompute instead.
+
+Figure helpers, here and in the chapter modules, follow one rule: ``plot_*(ax, ...)``
+draws on the axes it is given; a helper takes a ``fig`` instead only when it lays
+out several panels itself. Callbacks of :func:`static_slider` and
+:func:`interactive` receive the figure, since they may lay out panels.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _check_params(params: dict) -> dict[str, list]:
+def _check_slider_values(params: dict) -> dict[str, list]:
     if not isinstance(params, dict) or not params:
         raise ValueError(
             f"params must be a non-empty dict of name -> values, got {params!r}"
@@ -100,7 +105,7 @@ def static_slider(
     import matplotlib.pyplot as plt
     from IPython.display import HTML
 
-    params = _check_params(params)
+    params = _check_slider_values(params)
     initial = dict(initial or {})
     for name, value in initial.items():
         if name not in params or value not in params[name]:
@@ -172,7 +177,7 @@ def interactive(
     live ``ipywidgets`` sliders over the same values that call ``draw`` again on
     every move, and returns the widget.
     """
-    params = _check_params(params)
+    params = _check_slider_values(params)
     try:
         import ipywidgets as widgets
     except ImportError:
@@ -201,8 +206,15 @@ def interactive(
     return widgets.interact(show, **sliders)
 
 
-def log_slope(x, y) -> float:
-    """Least-squares slope of ``log y`` against ``log x`` (a power law's exponent)."""
+def power_law_fit(x, y) -> tuple[float, float]:
+    """Least-squares line through ``log y`` against ``log x``: the straight line of
+    a log-log plot.
+
+    Returns
+    -------
+    exponent, prefactor : float
+        ``y ≈ prefactor * x**exponent``.
+    """
     import numpy as np
 
     x = np.asarray(x, dtype=float)
@@ -212,8 +224,12 @@ def log_slope(x, y) -> float:
             f"x and y must be 1-D of equal length >= 2, got shapes {x.shape}, {y.shape}"
         )
     if np.any(x <= 0) or np.any(y <= 0):
-        raise ValueError("x and y must be positive for a log-log fit, got a value <= 0")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+        raise ValueError(
+            f"x and y must be positive for a log-log fit, got x {x.tolist()} "
+            f"and y {y.tolist()}"
+        )
+    exponent, log_prefactor = np.polyfit(np.log(x), np.log(y), 1)
+    return float(exponent), float(np.exp(log_prefactor))
 
 
 def small_multiples(n: int, *, ncols: int = 4, panel: float = 2.2, **subplot_kw):
@@ -238,7 +254,7 @@ def small_multiples(n: int, *, ncols: int = 4, panel: float = 2.2, **subplot_kw)
     return fig, list(flat[:n])
 
 
-def draw_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> None:
+def plot_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> None:
     """Draw a fully connected network with layer sizes ``sizes`` on ``ax``.
 
     Layers wider than ``max_units`` are drawn with ``max_units`` units and

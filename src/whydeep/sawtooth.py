@@ -78,10 +78,11 @@ def box_network(
     )
 
 
-def _step_network(thresholds, jumps, offset, dtype) -> nn.Sequential:
+def _step_network(thresholds, jumps, offset, dtype, unit=Step) -> nn.Sequential:
+    """``offset + sum_k jumps[k] * unit(x - thresholds[k])`` as one hidden layer."""
     net = nn.Sequential(
         nn.Linear(1, len(thresholds), dtype=dtype),
-        Step(),
+        unit(),
         nn.Linear(len(thresholds), 1, dtype=dtype),
     )
     with torch.no_grad():
@@ -184,27 +185,27 @@ def grid_neurons(dim: int, bound: float, cell_width: float) -> dict:
 # ---------------------------------------------------------------- sawtooth
 
 
-def sawtooth(x, n_layers: int) -> np.ndarray:
+def sawtooth(x, n_hidden: int) -> np.ndarray:
     """The reference values f_L(x): f_0(x) = x and f_l = 2 |f_{l-1}| - 2.
 
     ``x`` has shape (n,); so has the result.
     """
-    n_layers = check_int("n_layers", n_layers, minimum=0)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=0)
     values = np.asarray(x, dtype=float).copy()
-    for _ in range(n_layers):
+    for _ in range(n_hidden):
         values = 2 * np.abs(values) - 2
     return values
 
 
 def sawtooth_network(
-    n_layers: int, dtype: torch.dtype = torch.float64
+    n_hidden: int, dtype: torch.dtype = torch.float64
 ) -> nn.Sequential:
-    """f_L as a ReLU network with ``n_layers`` hidden layers of two units.
+    """f_L as a ReLU network with ``n_hidden`` hidden layers of two units.
 
     Hidden layer ``l`` holds ``relu(f_{l-1})`` and ``relu(-f_{l-1})``; since
     ``f_{l-1} = 2 relu(f_{l-2}) + 2 relu(-f_{l-2}) - 2``, its weights are
     ``[[2, 2], [-2, -2]]`` with biases ``[-2, 2]``. The output layer reads
-    ``2 relu(f_{L-1}) + 2 relu(-f_{L-1}) - 2``. For ``n_layers = 0`` the network
+    ``2 relu(f_{L-1}) + 2 relu(-f_{L-1}) - 2``. For ``n_hidden = 0`` the network
     is the single linear map x -> x.
 
     Returns
@@ -212,8 +213,8 @@ def sawtooth_network(
     torch.nn.Sequential
         Input and output shape ``(n, 1)``; ``6 L + 1`` parameters for L >= 1.
     """
-    n_layers = check_int("n_layers", n_layers, minimum=0)
-    if n_layers == 0:
+    n_hidden = check_int("n_hidden", n_hidden, minimum=0)
+    if n_hidden == 0:
         net = nn.Sequential(nn.Linear(1, 1, dtype=dtype))
         with torch.no_grad():
             net[0].weight.fill_(1.0)
@@ -222,9 +223,9 @@ def sawtooth_network(
     layers: list[nn.Module] = []
     fold_w = torch.tensor([[2.0, 2.0], [-2.0, -2.0]], dtype=dtype)
     fold_b = torch.tensor([-2.0, 2.0], dtype=dtype)
-    for layer in range(n_layers + 1):
+    for layer in range(n_hidden + 1):
         fan_in = 1 if layer == 0 else 2
-        fan_out = 1 if layer == n_layers else 2
+        fan_out = 1 if layer == n_hidden else 2
         linear = nn.Linear(fan_in, fan_out, dtype=dtype)
         with torch.no_grad():
             if layer == 0:
@@ -234,7 +235,7 @@ def sawtooth_network(
                 linear.weight.copy_(fold_w[:fan_out])
                 linear.bias.copy_(fold_b[:fan_out])
         layers.append(linear)
-        if layer < n_layers:
+        if layer < n_hidden:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
@@ -300,27 +301,18 @@ def shallow_equivalent(
         return ShallowReLU(pieces.kinks, jumps, slope, intercept)
     thresholds = np.concatenate([[pieces.lo], pieces.kinks])
     weights = np.concatenate([[slope], jumps])
-    out = nn.Sequential(
-        nn.Linear(1, len(thresholds), dtype=torch.float64),
-        nn.ReLU(),
-        nn.Linear(len(thresholds), 1, dtype=torch.float64),
-    )
-    with torch.no_grad():
-        out[0].weight.fill_(1.0)
-        out[0].bias.copy_(-torch.as_tensor(thresholds))
-        out[2].weight.copy_(torch.as_tensor(weights)[None, :])
-        out[2].bias.fill_(intercept + slope * pieces.lo)
-    return out
+    offset = intercept + slope * pieces.lo
+    return _step_network(thresholds, weights, offset, torch.float64, nn.ReLU)
 
 
-def shallow_sawtooth(n_layers: int, skip: bool = True):
+def shallow_sawtooth(n_hidden: int, skip: bool = True):
     """The exact one-hidden-layer equivalent of f_L on [-2, 2].
 
     ``2**L - 1`` units with the affine skip term, ``2**L`` without
     (see :func:`shallow_equivalent`).
     """
-    n_layers = check_int("n_layers", n_layers, minimum=0)
-    return shallow_equivalent(sawtooth_network(n_layers), -2.0, 2.0, skip=skip)
+    n_hidden = check_int("n_hidden", n_hidden, minimum=0)
+    return shallow_equivalent(sawtooth_network(n_hidden), -2.0, 2.0, skip=skip)
 
 
 # ---------------------------------------------------------------- exact pieces
@@ -483,7 +475,7 @@ def count_pieces(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> int:
     return piecewise_linear(net, lo, hi).n_pieces
 
 
-def sawtooth_params(n_layers: int) -> dict:
+def sawtooth_params(n_hidden: int) -> dict:
     """Parameter counts of f_L: the deep network and its exact shallow equivalent.
 
     Returns
@@ -492,9 +484,9 @@ def sawtooth_params(n_layers: int) -> dict:
         ``deep`` (``6 L + 1``, or 2 for L = 0), ``shallow_units`` (``2**L - 1``) and
         ``shallow`` (``3 (2**L - 1) + 2``, with the affine skip term).
     """
-    n_layers = check_int("n_layers", n_layers, minimum=0)
-    units = 2**n_layers - 1
-    deep = 2 if n_layers == 0 else 6 * n_layers + 1
+    n_hidden = check_int("n_hidden", n_hidden, minimum=0)
+    units = 2**n_hidden - 1
+    deep = 2 if n_hidden == 0 else 6 * n_hidden + 1
     return {"deep": deep, "shallow_units": units, "shallow": 3 * units + 2}
 
 
@@ -588,17 +580,7 @@ def random_pieces_bound(
         pieces, bound = [], []
         layer = {key: np.zeros((n_hidden, n_nets)) for key in keys}
         for j in range(n_nets):
-            net = mlp(
-                1,
-                width,
-                n_hidden + 1,
-                "relu",
-                sigma=math.sqrt(2.0),
-                bias=True,
-                sigma_b=sigma_b,
-                generator=generator,
-                dtype=torch.float64,
-            )
+            net = random_relu_net(1, width, n_hidden, generator, sigma_b)
             stats = unit_statistics(net, lo, hi)
             pieces.append(count_pieces(net, lo, hi))
             bound.append(1 + c_bias * sum(s["variation"].sum() for s in stats))
@@ -644,17 +626,7 @@ def region_counts_2d(
             [
                 len(
                     linear_regions_2d(
-                        mlp(
-                            2,
-                            width,
-                            n_hidden + 1,
-                            "relu",
-                            sigma=math.sqrt(2.0),
-                            bias=True,
-                            sigma_b=sigma_b,
-                            generator=generator,
-                            dtype=torch.float64,
-                        ),
+                        random_relu_net(2, width, n_hidden, generator, sigma_b),
                         lo,
                         hi,
                     )
@@ -669,12 +641,13 @@ def random_relu_net(
     n_in: int,
     width: int,
     n_hidden: int,
-    generator: torch.Generator,
+    seed,
     sigma_b: float = 0.5,
 ) -> nn.Sequential:
     """A ReLU network, ``n_hidden`` hidden layers of ``width`` units, He initialisation.
 
-    Weights N(0, 2 / fan_in), biases N(0, sigma_b**2), float64.
+    Weights N(0, 2 / fan_in), biases N(0, sigma_b**2), float64; ``seed`` an int or
+    a ``torch.Generator`` whose stream continues.
     """
     n_hidden = check_int("n_hidden", n_hidden, minimum=1)
     return mlp(
@@ -685,7 +658,7 @@ def random_relu_net(
         sigma=math.sqrt(2.0),
         bias=True,
         sigma_b=sigma_b,
-        generator=generator,
+        seed=seed,
         dtype=torch.float64,
     )
 
@@ -713,14 +686,6 @@ def random_pieces(
             for h in n_hidden_list
         ]
     )
-
-
-def mlp_params_bias(n_in: int, width: int, n_hidden: int) -> int:
-    """Parameters of a one-output ReLU net with biases, ``n_hidden`` hidden layers."""
-    n_in = check_int("n_in", n_in, minimum=1)
-    width = check_int("width", width, minimum=1)
-    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
-    return n_in * width + (n_hidden - 1) * width**2 + width + n_hidden * width + 1
 
 
 #: The stopping rule of :func:`train_relu_nets`: a network has converged when its
@@ -893,18 +858,18 @@ def train_relu_nets(
     return trained, history
 
 
-def fit_architectures(n_layers: int, deep_widths=(2, 4, 8)) -> list[tuple]:
+def fit_architectures(n_hidden: int, deep_widths=(2, 4, 8)) -> list[tuple]:
     """The shapes that compete at fitting f_L, as ``(width, n_hidden)`` pairs.
 
-    Deep: ``n_layers`` hidden layers of each width in ``deep_widths``. Shallow:
+    Deep: ``n_hidden`` hidden layers of each width in ``deep_widths``. Shallow:
     one hidden layer with as many parameters as each deep network (``u`` units
-    have ``3 u + 1``, rounded to the nearest ``u``), and one of ``2**n_layers``
+    have ``3 u + 1``, rounded to the nearest ``u``), and one of ``2**n_hidden``
     units, the fewest that represent f_L exactly without a skip term.
     """
-    n_layers = check_int("n_layers", n_layers, minimum=1)
-    deep = [(check_int("deep_widths[i]", w, minimum=1), n_layers) for w in deep_widths]
-    params = [n_params(1, w, n_layers + 1, bias=True) for w, _ in deep]
-    units = {round((p - 1) / 3) for p in params} | {2**n_layers}
+    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
+    deep = [(check_int("deep_widths[i]", w, minimum=1), n_hidden) for w in deep_widths]
+    params = [n_params(1, w, n_hidden + 1, bias=True) for w, _ in deep]
+    units = {round((p - 1) / 3) for p in params} | {2**n_hidden}
     return deep + [(u, 1) for u in sorted(units)]
 
 
@@ -953,17 +918,7 @@ def train_sweep(
         width = check_int("width", width, minimum=1)
         n_hidden = check_int("n_hidden", n_hidden, minimum=1)
         starts = [
-            mlp(
-                1,
-                width,
-                n_hidden + 1,
-                "relu",
-                sigma=math.sqrt(2.0),
-                bias=True,
-                sigma_b=sigma_b,
-                generator=generator,
-                dtype=torch.float64,
-            )
+            random_relu_net(1, width, n_hidden, generator, sigma_b)
             for _ in range(n_starts)
         ]
         trained, history = train_relu_nets(starts, x, y, **train_kw)
@@ -1083,34 +1038,34 @@ def polygon_area(vertices: np.ndarray) -> float:
 
 
 def sawtooth_network_2d(
-    n_layers: int, dtype: torch.dtype = torch.float64
+    n_hidden: int, dtype: torch.dtype = torch.float64
 ) -> nn.Sequential:
-    """f_L(x_1) + f_L(x_2) as a ReLU network, ``n_layers`` hidden layers of four units.
+    """f_L(x_1) + f_L(x_2) as a ReLU network, ``n_hidden`` hidden layers of four units.
 
     Two copies of :func:`sawtooth_network` side by side, one per input; on
     [-2, 2]^2 it has ``4**L`` linear regions, a grid of ``2**L`` by ``2**L`` cells.
     """
-    n_layers = check_int("n_layers", n_layers, minimum=1)
-    single = [m for m in sawtooth_network(n_layers, dtype) if isinstance(m, nn.Linear)]
+    n_hidden = check_int("n_hidden", n_hidden, minimum=1)
+    single = [m for m in sawtooth_network(n_hidden, dtype) if isinstance(m, nn.Linear)]
     layers: list[nn.Module] = []
     for i, lin in enumerate(single):
         w, b = lin.weight.detach(), lin.bias.detach()
-        out_f = 1 if i == n_layers else 2 * w.shape[0]
+        out_f = 1 if i == n_hidden else 2 * w.shape[0]
         pair = nn.Linear(2 * w.shape[1], out_f, dtype=dtype)
         with torch.no_grad():
-            if i == n_layers:
+            if i == n_hidden:
                 pair.weight.copy_(torch.cat([w, w], dim=1))
                 pair.bias.copy_(2 * b)
             else:
                 pair.weight.copy_(torch.block_diag(w, w))
                 pair.bias.copy_(torch.cat([b, b]))
         layers.append(pair)
-        if i < n_layers:
+        if i < n_hidden:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
-def draw_regions(ax, regions, seed: int = 0) -> None:
+def plot_regions(ax, regions, seed: int = 0) -> None:
     """Fill each region with its own colour (shuffled so that neighbours differ).
 
     ``regions`` is the list returned by :func:`linear_regions_2d`.

@@ -327,7 +327,7 @@ def fit_levenberg_marquardt(
     def slope(z):
         return phi_prime(model.activation, z)
 
-    n_layers = len(model.weights)
+    depth = len(model.weights)
 
     # compact copies: group -> member indices and unpadded weights
     groups = []
@@ -335,7 +335,7 @@ def fit_levenberg_marquardt(
         idx = torch.tensor([k for k, w in enumerate(model.widths) if w == width])
         weights = []
         for i, w in enumerate(model.weights):
-            rows = width if i < n_layers - 1 else 1
+            rows = width if i < depth - 1 else 1
             cols = n_in if i == 0 else width
             weights.append(w.detach()[idx, :rows, :cols].clone())
         targets = y[idx] if y.dim() == 3 else y.expand(len(idx), -1, -1)
