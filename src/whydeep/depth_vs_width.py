@@ -142,9 +142,12 @@ def train_students(
     depth: int = 2,
     sigma_init: float = 1.0,
     seed: int = 0,
+    starts=None,
     max_steps: int = 300,
     tol: float = 1e-3,
     patience: int = 10,
+    direct_max: int = 300,
+    lbfgs_steps: int = 0,
     min_examples_per_param: float = 3.0,
 ) -> StudentFit:
     """Train ``tanh`` students of the given widths together, until each stops improving.
@@ -164,9 +167,20 @@ def train_students(
     sigma_init : float
         Gain of the students' initial weights.
     seed : int
-        Seed of the initial weights.
+        Seed of the initial weights (all members drawn together).
+    starts : sequence of int, optional
+        One seed per member instead: member ``k`` starts from the weights of
+        ``mlp(n_in, widths[k], depth, sigma=sigma_init)`` drawn with seed
+        ``starts[k]``, so that any start can be re-run alone.
     max_steps, tol, patience
         Stopping rule of :func:`whydeep.training.fit_levenberg_marquardt`.
+    direct_max : int
+        Students with at most this many weights solve each step's linear
+        system exactly, larger ones by conjugate gradients (see
+        :func:`whydeep.training.fit_levenberg_marquardt`).
+    lbfgs_steps : int
+        Iterations of full-batch L-BFGS (strong-Wolfe line search) before
+        Levenberg–Marquardt takes over; see :func:`lbfgs_phase`.
     min_examples_per_param : float
         Refuse to train a student with fewer training examples per parameter.
 
@@ -191,6 +205,30 @@ def train_students(
         seed=generator,
         dtype=torch.float64,
     )
+    if starts is not None:
+        starts = [check_int("starts[i]", k, minimum=0) for k in starts]
+        if len(starts) != len(widths):
+            raise ValueError(
+                f"starts must hold one seed per member ({len(widths)}), "
+                f"got {len(starts)}"
+            )
+        with torch.no_grad():
+            for k, (width, start) in enumerate(zip(widths, starts, strict=True)):
+                net = mlp(
+                    n_in,
+                    width,
+                    depth,
+                    "tanh",
+                    sigma=sigma_init,
+                    seed=start,
+                    dtype=torch.float64,
+                )
+                for i, layer in enumerate(
+                    m for m in net if isinstance(m, torch.nn.Linear)
+                ):
+                    rows, cols = layer.weight.shape
+                    model.weights[i][k].zero_()
+                    model.weights[i][k, :rows, :cols] = layer.weight
     n_params = np.array(model.n_params())
     if x_train.shape[0] < min_examples_per_param * n_params.max():
         raise ValueError(
@@ -198,6 +236,9 @@ def train_students(
             f"({int(np.ceil(min_examples_per_param * n_params.max()))} for width "
             f"{max(widths)}), got {x_train.shape[0]}"
         )
+    lbfgs_steps = check_int("lbfgs_steps", lbfgs_steps, minimum=0)
+    if lbfgs_steps:
+        lbfgs_phase(model, x_train, y_train, lbfgs_steps)
     history = fit_levenberg_marquardt(
         model,
         x_train,
@@ -205,6 +246,7 @@ def train_students(
         max_steps=max_steps,
         tol=tol,
         patience=patience,
+        direct_max=direct_max,
         callback=progress_bar(max_steps, "training"),
     )
     with torch.no_grad():
@@ -213,6 +255,78 @@ def train_students(
     return StudentFit(
         model, np.array(widths), n_params, train_error, test_error, history
     )
+
+
+def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
+    """``n_steps`` iterations of full-batch L-BFGS on the members of ``model``.
+
+    Members of equal width are optimised together, as one problem whose loss
+    is the sum of their mean squared errors: their gradients stay separate, but
+    they share L-BFGS's curvature memory and line search, so (unlike
+    :func:`whydeep.training.fit_levenberg_marquardt`) a member's path depends
+    on the other members of its width. Padding is left out, so a narrow member
+    costs what its own width costs. Trains ``model`` in place.
+    """
+    if not isinstance(model, BatchedMLP) or model.biases is not None:
+        raise ValueError(
+            f"model must be a BatchedMLP without bias, got {type(model).__name__}"
+        )
+    n_steps = check_int("n_steps", n_steps, minimum=1)
+    depth, n_in = len(model.weights), model.weights[0].shape[2]
+    for width in sorted(set(model.widths)):
+        idx = torch.tensor([k for k, w in enumerate(model.widths) if w == width])
+        weights = []
+        for i, w in enumerate(model.weights):
+            rows = width if i < depth - 1 else 1
+            cols = n_in if i == 0 else width
+            weights.append(w.detach()[idx, :rows, :cols].clone().requires_grad_())
+        target = y[idx] if y.dim() == 3 else y
+        optimizer = torch.optim.LBFGS(
+            weights,
+            lr=1.0,
+            max_iter=n_steps,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+
+        def closure(weights=weights, target=target, optimizer=optimizer):
+            optimizer.zero_grad()
+            h = x.expand(len(weights[0]), -1, -1)
+            for i, w in enumerate(weights):
+                h = torch.bmm(h, w.transpose(1, 2))
+                if i < depth - 1:
+                    h = torch.tanh(h)
+            loss = ((h - target) ** 2).mean(dim=(1, 2)).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            for i, w in enumerate(weights):
+                model.weights[i][idx, : w.shape[1], : w.shape[2]] = w.detach()
+
+
+def final_improvement(history: History, window: int) -> np.ndarray:
+    """Relative fall of each member's training loss over its last ``window`` steps.
+
+    ``1 - loss[end] / loss[end - window]`` with ``end`` the member's own last
+    step (``history.extra['steps']``); near 0 means it had stopped improving.
+    """
+    window = check_int("window", window, minimum=1)
+    steps = np.asarray(history.extra["steps"])
+    loss = np.asarray(history.loss)
+    if loss.ndim != 2 or loss.shape[1] != steps.shape[0]:
+        raise ValueError(
+            f"history must come from fit_levenberg_marquardt, got loss of shape "
+            f"{loss.shape} and {steps.shape[0]} step counts"
+        )
+    members = np.arange(loss.shape[1])
+    end = loss[steps, members]
+    before = loss[np.maximum(steps - window, 0), members]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(before > 0, 1.0 - end / before, 0.0)
 
 
 def width_for_error(target: float, exponent: float, prefactor: float) -> float:
@@ -380,22 +494,26 @@ def sigma_sweep(
     x_test,
     *,
     width: int = 10,
-    teacher_seed: int = 0,
+    teacher_seeds=(0,),
     seed: int = 0,
     **train_kwargs,
 ) -> StudentFit:
-    """One shallow student of fixed ``width`` per teacher scale in ``sigmas``.
+    """One shallow student of fixed ``width`` per teacher scale and teacher seed.
 
-    All teachers share one raw weight draw (``teacher_seed``), so only the scale
-    changes along the sweep. The students (one initial draw each, from ``seed``)
-    are trained together, each on its own teacher's labels; ``train_kwargs`` go
-    to :func:`train_students`.
+    Teachers with the same seed share one raw weight draw, so only the scale
+    changes along a sweep. Member ``i * len(sigmas) + j`` learns the teacher of
+    seed ``teacher_seeds[i]`` and scale ``sigmas[j]``; every member starts from
+    its own random draw (from ``seed``). All are trained together, each on its
+    own teacher's labels; ``train_kwargs`` go to :func:`train_students`.
     """
     sigmas = [check_float("sigmas[i]", s, positive=True) for s in sigmas]
     if not sigmas:
         raise ValueError("sigmas must hold at least one value, got []")
+    teacher_seeds = [check_int("teacher_seeds[i]", t, minimum=0) for t in teacher_seeds]
+    if not teacher_seeds:
+        raise ValueError("teacher_seeds must hold at least one seed, got []")
     width = check_int("width", width, minimum=1)
-    teachers = [make_teacher(s, seed=teacher_seed) for s in sigmas]
+    teachers = [make_teacher(s, seed=t) for t in teacher_seeds for s in sigmas]
     with torch.no_grad():
         y_train = torch.stack([t(x_train) for t in teachers])
         y_test = torch.stack([t(x_test) for t in teachers])
@@ -404,81 +522,70 @@ def sigma_sweep(
         y_train,
         x_test,
         y_test,
-        [width] * len(sigmas),
+        [width] * len(teachers),
         seed=seed,
         **train_kwargs,
     )
 
 
-def fit_by_continuation(
-    sigmas,
-    x_train,
-    x_test,
-    *,
-    width: int = 5,
-    depth: int = 5,
-    teacher_seed: int = 0,
-    seed: int = 0,
-    n_starts: int = 4,
-    n_warmup: int = 1000,
-    max_steps: int = 100,
-):
-    """Fit deep students to the teacher of scale ``sigmas[-1]`` by continuation.
+# ----------------------------------------------------------------------------
+# how far a teacher is from linear: depth scale and its own stretching
+# ----------------------------------------------------------------------------
 
-    ``n_starts`` students are fitted together to the teacher of scale
-    ``sigmas[0]``, then, each starting from where it stopped, to the teachers of
-    the following scales (one raw draw, ``teacher_seed``, rescaled), on the first
-    ``n_warmup`` training examples. A last stage fits the target teacher on the
-    whole training set. Each stage runs Levenberg–Marquardt until the loss stops
-    improving.
+
+def growth_depth_scale(sigma_w, sigma_b=0.0):
+    """Layers over which a small perturbation's squared length changes by ``e``.
+
+    ``1 / |ln chi1|``: in the ordered phase (``chi1 < 1``) this is the depth scale
+    ``xi = -1 / ln chi1`` of Schoenholz et al. (2017) over which nearby inputs
+    merge (equal to :func:`whydeep.meanfield.depth_scale` there); in the chaotic
+    phase it is the number of layers over which they separate by a factor ``e``
+    in squared distance. ``inf`` at ``chi1 = 1``. Broadcasts.
+    """
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.abs(np.log(chi1(sigma_w, sigma_b)))
+
+
+def teacher_stretch(
+    teacher, *, n_circles: int = 20, radius: float = 1.0, seed: int = 0
+):
+    """Length of the image of circles in every layer of a ``tanh`` network.
+
+    Each circle has radius ``radius`` and lies in a random plane through the
+    origin of the input space; its tangent vectors are pushed through the layer
+    Jacobians exactly, so the lengths are those of the smooth image curves.
 
     Returns
     -------
-    fit : StudentFit
-        The students after the last stage, with their errors on the last teacher.
-    stage_errors : numpy.ndarray, shape (len(sigmas) + 1, n_starts)
-        Relative training error at the end of each stage.
+    numpy.ndarray, shape (n_circles, n_layers)
+        Length of each circle's image in the pre-activations of each hidden
+        layer and of the output, the first hidden layer first.
     """
-    n_starts = check_int("n_starts", n_starts, minimum=1)
-    n_warmup = check_int("n_warmup", n_warmup, minimum=1)
-    sigmas = [check_float("sigmas[i]", s, positive=True) for s in sigmas]
-    if not sigmas:
-        raise ValueError("sigmas must hold at least one value, got []")
-    width = check_int("width", width, minimum=1)
-    generator = torch_generator(seed)
-    model = BatchedMLP(
-        x_train.shape[1],
-        [width] * n_starts,
-        depth,
-        "tanh",
-        sigma=sigmas[0],
-        seed=generator,
-        dtype=torch.float64,
-    )
-    stages = [(s, x_train[:n_warmup]) for s in sigmas] + [(sigmas[-1], x_train)]
-    stage_errors = []
-    for sigma, x in stages:
-        teacher = make_teacher(sigma, width=width, depth=depth, seed=teacher_seed)
-        with torch.no_grad():
-            y = teacher(x)
-        history = fit_levenberg_marquardt(
-            model,
-            x,
-            y,
-            max_steps=max_steps,
-            callback=progress_bar(max_steps, f"σ = {sigma:.2f}"),
+    n_circles = check_int("n_circles", n_circles, minimum=1)
+    radius = check_float("radius", radius, positive=True)
+    if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
+        teacher[0], torch.nn.Linear
+    ):
+        raise ValueError(
+            f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
         )
-        with torch.no_grad():
-            stage_errors.append(relative_error(model(x), y))
-    with torch.no_grad():
-        y_test = teacher(x_test)
-        test_error = relative_error(model(x_test), y_test)
-    fit = StudentFit(
-        model,
-        np.array(model.widths),
-        np.array(model.n_params()),
-        stage_errors[-1],
-        test_error,
-        history,
-    )
-    return fit, np.array(stage_errors)
+    weights = [
+        m.weight.detach().double().numpy()
+        for m in teacher
+        if isinstance(m, torch.nn.Linear)
+    ]
+    n_in = weights[0].shape[1]
+    rng = numpy_generator(seed)
+    theta = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
+    out = np.empty((n_circles, len(weights)))
+    for k in range(n_circles):
+        plane, _ = np.linalg.qr(rng.standard_normal((n_in, 2)))
+        x = radius * np.stack([np.cos(theta), np.sin(theta)], 1) @ plane.T
+        dx = radius * np.stack([-np.sin(theta), np.cos(theta)], 1) @ plane.T
+        h, dh = x @ weights[0].T, dx @ weights[0].T
+        out[k, 0] = np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi
+        for i, w in enumerate(weights[1:], start=1):
+            dh = (phi_prime("tanh", h) * dh) @ w.T
+            h = np.tanh(h) @ w.T
+            out[k, i] = np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi
+    return out
