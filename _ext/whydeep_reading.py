@@ -286,8 +286,18 @@ def _on_config_inited(app, config) -> None:
     config.html_context = context
 
 
+def _on_builder_inited(app) -> None:
+    # Extensions that teach only the "html" builder their nodes (sphinx-proof)
+    # break the single-page build that the PDF is printed from: lend it those.
+    handlers = app.registry.translation_handlers
+    single = handlers.setdefault("singlehtml", {})
+    for node, visitors in handlers.get("html", {}).items():
+        single.setdefault(node, visitors)
+
+
 def setup(app):
     app.connect("config-inited", _on_config_inited)
+    app.connect("builder-inited", _on_builder_inited)
     app.add_directive("whydeep-versions", _versions_directive())
     app.add_directive_to_domain("prf", "proof", _proof_directive(), override=True)
     _register_bibliography_style()

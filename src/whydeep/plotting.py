@@ -22,6 +22,7 @@ import importlib
 import io
 import itertools
 import json
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 
@@ -52,6 +53,8 @@ def use_style() -> None:
     _display_figures_sharp()
 
 
+_PLAIN = str.maketrans("", "", "${}\\")
+
 #: Resolution of the PNGs relative to the figure's own dpi (2: "retina").
 PIXEL_RATIO = 2
 
@@ -60,8 +63,9 @@ def describe(fig) -> str:
     """A one-line text description of ``fig`` for readers who cannot see it.
 
     Uses, in order: a description set with ``fig.set_label("...")`` (a label
-    that does not start with an underscore), else the figure's title and each
-    panel's title and axis labels. Returns "" for a figure without any text.
+    that does not start with an underscore), else the figure's title and, for
+    each panel, its own description (``ax.set_label("...")``), title and axis
+    labels. Returns "" for a figure without any text.
     """
     label = fig.get_label()
     if label and not label.startswith("_"):
@@ -70,9 +74,12 @@ def describe(fig) -> str:
     suptitle = getattr(fig, "_suptitle", None)
     if suptitle is not None and suptitle.get_text().strip():
         parts.append(suptitle.get_text().strip())
-    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    panels = [ax for ax in fig.axes if ax.get_visible()]
     for ax in panels:
         bits = []
+        own = ax.get_label()
+        if own and not own.startswith("_"):
+            bits.append(own)
         title = " ".join(
             t for t in (ax.get_title(loc) for loc in ("left", "center", "right")) if t
         )
@@ -87,6 +94,8 @@ def describe(fig) -> str:
             parts.append(": ".join(bits))
     if not parts:
         return ""
+    # Mathtext as plain words: "$\\sigma_w^2$" -> "sigma_w^2".
+    parts = [re.sub(r"\\([A-Za-z]+)", r"\1", p).translate(_PLAIN) for p in parts]
     prefix = f"Figure with {len(panels)} panels. " if len(panels) > 1 else "Figure. "
     return prefix + "; ".join(dict.fromkeys(parts)) + "."
 
@@ -409,3 +418,8 @@ def plot_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> 
     ax.set_xlim(-0.5, len(sizes) - 0.5)
     ax.set_ylim(-1.9, tallest - 0.2)
     ax.axis("off")
+    ax.set_label(
+        "diagram of a fully connected network with layers of "
+        + ", ".join(map(str, sizes))
+        + " units"
+    )
