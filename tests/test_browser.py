@@ -97,8 +97,8 @@ class DevTools(chromium.DevTools):
             const el = [...document.querySelectorAll({json.dumps(selector)})]
                 .find(e => e.getClientRects().length && e.offsetParent !== null);
             if (!el) return null;
-            el.scrollIntoView({{block: 'center'}});
-            const r = el.getBoundingClientRect();
+            el.scrollIntoView({{block: 'center', behavior: 'instant'}});
+            const r = el.getClientRects()[0];  // a wrapped link: its first line
             return [r.left + r.width / 2, r.top + r.height / 2];
         }})()""")
         assert box is not None, f"nothing visible matches {selector!r}"
@@ -424,7 +424,7 @@ def test_a_collapsed_solution_opens_from_its_title_link(site, browser):
     url = f"{site}/{pages[0]}.html"
     browser.open(url)
     browser.wait_for(
-        "document.querySelector('.solution.dropdown.toggle-hidden')",
+        "!!document.querySelector('.solution.dropdown.toggle-hidden')",
         "the solutions to be collapsed",
     )
     browser.evaluate(
