@@ -11,6 +11,8 @@
 - **Figures describe themselves.** :func:`whydeep.plotting.use_style` stores a
   description of each figure (its title, panels and axes) in the PNG it draws;
   the image's alt text is taken from there instead of being the file's path.
+- **One output box per cell** for what it prints, however the kernel flushed
+  it (:func:`merge_streams`).
 - **Slider frames are files.** The frames of an interactive figure travel inside
   the notebook as data URIs (so the notebook stays self-contained); in the HTML
   each frame is written once to ``_images/`` and the page refers to it, so the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import re
 import struct
 import zlib
@@ -156,7 +159,45 @@ def _image_path(app, node) -> Path | None:
     return path if path.is_file() else None
 
 
+def merge_streams(doctree) -> int:
+    """Join each run of consecutive printed-output blocks of a cell (stdout
+    with stdout, stderr with stderr) into one block; returns how many blocks
+    were absorbed. A cell whose prints were flushed in several pieces then shows
+    one output box, as the notebook shows it. (MyST-NB's own
+    ``nb_merge_streams`` does this too, but also corrupts the executed notebook
+    it saves, which the notebook checks compare against.)"""
+
+    def kind(node):
+        if not isinstance(node, nodes.literal_block):
+            return None
+        classes = node.get("classes", [])
+        if "stream" not in classes:
+            return None
+        return "stderr" if "stderr" in classes else "stdout"
+
+    absorbed = 0
+    for container in list(doctree.findall(nodes.container)):
+        children = list(container.children)
+        for first, second in itertools.pairwise(children):
+            if second.parent is not container or first.parent is not container:
+                continue
+            if kind(first) is None or kind(first) != kind(second):
+                continue
+            text = first.astext()
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += second.astext()
+            # keep the later block, holding both texts, so runs of three join too
+            second.rawsource = text
+            second.children = []
+            second += nodes.Text(text)
+            container.remove(first)
+            absorbed += 1
+    return absorbed
+
+
 def _on_doctree_resolved(app, doctree, docname) -> None:
+    merge_streams(doctree)
     for node in doctree.findall(nodes.image):
         alt = node.get("alt", "")
         if alt and alt != node.get("uri"):

@@ -56,6 +56,24 @@ def test_author_year_labels():
     ]
 
 
+def test_merge_streams_joins_runs_of_printed_output():
+    from docutils import nodes
+
+    def stream(text, *extra):
+        block = nodes.literal_block(text, text)
+        block["classes"] += ["output", "stream", *extra]
+        return block
+
+    cell = nodes.container()
+    cell += [stream("a\n"), stream("b\n"), stream("c"), stream("e\n", "stderr")]
+    cell += nodes.paragraph(text="figure")
+    cell += stream("d\n")
+    document = nodes.document(None, None)
+    document += cell
+    assert whydeep_reading.merge_streams(document) == 2
+    assert [c.astext() for c in cell.children] == ["a\nb\nc", "e\n", "figure", "d\n"]
+
+
 def test_png_text_reads_nothing_from_other_files():
     assert whydeep_reading.png_text(b"GIF89a...") == {}
 
