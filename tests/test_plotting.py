@@ -78,7 +78,7 @@ def test_describe_names_the_title_panels_and_axes():
     assert plotting.describe(fig) == "A hand-written description."
     plt.close(fig)
     fig, ax = plt.subplots()
-    plotting.draw_network(ax, [4, 3, 1])
+    plotting.plot_network(ax, [4, 3, 1])
     assert "network with layers of 4, 3, 1 units" in plotting.describe(fig)
     plt.close(fig)
     empty = plt.figure()

@@ -27,7 +27,6 @@ PENDING: frozenset[str] = frozenset(
         "book/deep_linear.md",
         "book/depth_vs_width.md",
         "book/initialization.md",
-        "book/sawtooth.md",
     }
 )
 
