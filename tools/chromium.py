@@ -131,7 +131,11 @@ def launch(browser: str | None = None, timeout: float = TIMEOUT) -> Iterator[Dev
     browser = browser or find_browser()
     if browser is None:
         raise RuntimeError("no Chromium here: apt-get install chromium")
-    with tempfile.TemporaryDirectory(prefix="whydeep-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile for a moment
+    # after the browser has exited: its removal must not fail the caller.
+    with tempfile.TemporaryDirectory(
+        prefix="whydeep-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
