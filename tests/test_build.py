@@ -37,6 +37,8 @@ def _copy_book(dest: Path) -> None:
         ".*cache",
     )
     shutil.copytree(ROOT, dest, ignore=ignore)
+    # MathJax for the pages comes from the installed npm packages.
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
     (dest / "_toc.yml").write_text(
         "format: jb-book\nroot: book/index\nchapters:\n  - file: book/conventions\n"
     )

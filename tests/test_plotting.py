@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 
@@ -38,10 +40,66 @@ def test_static_slider_embeds_every_frame_and_one_control_per_parameter(monkeypa
     monkeypatch.setenv(_runtime.BUILD_ENV, "1")
     html = plotting.interactive(_draw, {"a": [1, 2, 3], "b": ["p", "q"]}).data
     assert html.count('type="range"') == 2
-    frames = re.search(r"var frames=(\[.*?\]);", html).group(1)
-    assert frames.count("iVBOR") == 6  # six PNGs (each starts with the PNG magic)
-    assert "<script>" in html and "data:image/png;base64," in html
+    frames = re.search(
+        r'<script type="application/json" class="whydeep-slider-frames">(.*?)</script>',
+        html,
+    ).group(1)
+    uris = json.loads(frames)
+    assert len(uris) == 6
+    assert all(u.startswith("data:image/png;base64,iVBOR") for u in uris)
+    assert "<script>" in html and 'loading="lazy"' in html
     assert plt.get_fignums() == []  # every frame's figure was closed
+
+
+def test_slider_frames_are_sharp_and_shown_at_half_their_pixels(monkeypatch):
+    html = plotting.static_slider(_draw, {"a": [1, 2]}, figsize=(4, 3)).data
+    uri = json.loads(
+        re.search(r'class="whydeep-slider-frames">(.*?)</script>', html).group(1)
+    )[0]
+    data = base64.b64decode(uri.split(",", 1)[1])
+    dpi = matplotlib.rcParams["figure.dpi"]
+    width, height = plotting.png_size(data)
+    assert (width, height) == (round(4 * dpi * 2), round(3 * dpi * 2))
+    assert f'width="{width // 2}" height="{height // 2}"' in html
+    # the alt text says what the frame shows, not where its file is
+    alt = re.search(r'<img alt="([^"]*)"', html).group(1)
+    assert "Interactive figure" in alt and "x" in alt
+
+
+def test_describe_names_the_title_panels_and_axes():
+    fig, axes = plt.subplots(1, 2)
+    fig.suptitle("Two views")
+    axes[0].set(title="left", xlabel="depth L", ylabel="pieces")
+    axes[1].set(xlabel="width n")
+    text = plotting.describe(fig)
+    assert text.startswith("Figure with 2 panels. Two views;")
+    assert "left: pieces against depth L" in text and "width n" in text
+    fig.set_label("A hand-written description.")
+    assert plotting.describe(fig) == "A hand-written description."
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    plotting.plot_network(ax, [4, 3, 1])
+    assert "network with layers of 4, 3, 1 units" in plotting.describe(fig)
+    plt.close(fig)
+    empty = plt.figure()
+    assert plotting.describe(empty) == ""
+    plt.close(empty)
+
+
+def test_png_carries_its_description_and_twice_the_pixels():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
+    from whydeep_reading import png_text
+
+    fig = plt.figure(figsize=(2, 1), dpi=50)
+    fig.add_subplot().set_title("a title")
+    data = plotting.png_bytes(fig, tight=False)
+    plt.close(fig)
+    assert plotting.png_size(data) == (200, 100)
+    assert png_text(data)["Description"] == "Figure. a title."
+    with pytest.raises(ValueError, match="data"):
+        plotting.png_size(b"GIF89a")
 
 
 def test_static_slider_is_deterministic():

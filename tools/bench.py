@@ -5,7 +5,9 @@ untouched), then prints one table:
 
 - each page's cold execution seconds, read from the build's own log, next to
   its budget (a chapter must execute in at most 60 s on a 2-core machine);
-- each page's HTML size, including the images it shows;
+- each page's weight: its HTML, the HTML with the images it shows, the other
+  frames of its interactive figures, and the scripts and style sheets it loads
+  (limits: HTML 300 KiB, HTML with images 2 MiB);
 - the whole cold build, and a rebuild with nothing changed;
 - each page's slowest cells (its experiments), timed by executing the built
   notebooks once more, cell by cell.
@@ -14,7 +16,9 @@ Then it times the launch rehearsals of ``make test`` (tools/rehearse.py) on the
 working checkout: the Colab run of every published notebook (with the
 live-widget check), the Binder run, and what making their environment took.
 
-Exits with status 1 when a page is over its budget.
+Exits with status 1 when a page is over its time budget or its weight limits.
+
+    python tools/bench.py --weights     # only the weights of the current build
 """
 
 from __future__ import annotations
@@ -50,20 +54,62 @@ def build(book: Path) -> tuple[str, float]:
     return log, seconds
 
 
-def page_size(html_dir: Path, page: str) -> int:
-    """Bytes of a page's HTML plus every local image it references."""
+#: Limits on what a reader downloads to open a page (tests/test_weight.py).
+HTML_LIMIT = 300 * 1024
+TOTAL_LIMIT = 2 * 1024 * 1024
+
+
+def page_weight(html_dir: Path, page: str) -> dict[str, int]:
+    """Bytes a reader downloads to open ``page`` (``book/sawtooth``):
+
+    - ``html``: the page's HTML;
+    - ``total``: the HTML and every local image it shows when opened (an
+      interactive figure's first frame; its other frames load when the slider
+      reaches them and are counted in ``frames``);
+    - ``assets``: the scripts and style sheets it loads (shared by all pages and
+      cached by the browser after the first).
+    """
     html_file = html_dir / f"{page}.html"
     text = html_file.read_text(errors="replace")
-    size = html_file.stat().st_size
-    seen = set()
-    for src in re.findall(r'<img[^>]+src="([^"]+)"', text):
-        if src.startswith(("data:", "http:", "https:")) or src in seen:
-            continue
-        seen.add(src)
-        image = (html_file.parent / src).resolve()
-        if image.is_file():
-            size += image.stat().st_size
-    return size
+    html = html_file.stat().st_size
+
+    def local(ref: str) -> Path | None:
+        if ref.startswith(("data:", "http:", "https:", "//", "#")):
+            return None
+        path = (html_file.parent / ref.split("?")[0].split("#")[0]).resolve()
+        return path if path.is_file() else None
+
+    def total(refs) -> int:
+        files = {p for p in map(local, refs) if p is not None}
+        return sum(p.stat().st_size for p in files)
+
+    shown = re.findall(r'<img[^>]+src="([^"]+)"', text)
+    frames = [
+        ref
+        for block in re.findall(
+            r'class="whydeep-slider-frames">(.*?)</script>', text, re.DOTALL
+        )
+        for ref in re.findall(r'"([^"]+)"', block)
+    ]
+    assets = re.findall(r'<script[^>]+src="([^"]+)"', text) + re.findall(
+        r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', text
+    )
+    return {
+        "html": html,
+        "total": html + total(shown),
+        "frames": total(set(frames) - set(shown)),
+        "assets": total(assets),
+    }
+
+
+def page_weights(html_dir: Path) -> dict[str, dict[str, int]]:
+    """:func:`page_weight` of every page of the built book."""
+    return {
+        p.relative_to(html_dir).with_suffix("").as_posix(): page_weight(
+            html_dir, p.relative_to(html_dir).with_suffix("").as_posix()
+        )
+        for p in sorted((html_dir / "book").glob("*.html"))
+    }
 
 
 def slowest_cells(notebook: Path, count: int = 3) -> list[tuple[float, str]]:
@@ -110,6 +156,8 @@ def main() -> int:
                 ".git", ".venv", "_build", "node_modules", "__pycache__", ".*cache"
             ),
         )
+        # MathJax for the pages comes from the installed npm packages.
+        (book / "node_modules").symlink_to(ROOT / "node_modules")
         print("cold build (empty cache) ...", flush=True)
         log, cold = build(book)
         print("rebuild with nothing changed ...", flush=True)
@@ -133,12 +181,10 @@ def main() -> int:
             status = "ok" if executed[page] <= budget else "OVER"
             if status == "OVER":
                 over.append(page)
-            kib = page_size(html_dir, page) / 1024
-            rows.append(
-                (page, f"{executed[page]:.1f}", f"{budget:.0f}", status, f"{kib:,.0f}")
-            )
+            rows.append((page, f"{executed[page]:.1f}", f"{budget:.0f}", status))
+        weights = page_weights(html_dir)
 
-    header = ("page", "cold exec (s)", "budget (s)", "", "HTML+images (KiB)")
+    header = ("page", "cold exec (s)", "budget (s)", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells):
@@ -153,6 +199,13 @@ def main() -> int:
     for row in rows:
         print(line(row))
     print()
+    print(weight_table(weights))
+    heavy = [
+        p
+        for p, w in weights.items()
+        if w["html"] > HTML_LIMIT or w["total"] > TOTAL_LIMIT
+    ]
+    print()
     print("slowest cells of each page (s):")
     for page in (row[0] for row in rows):
         for seconds, first in cells[page]:
@@ -163,8 +216,34 @@ def main() -> int:
     rehearsals()
     if over:
         print(f"over budget: {', '.join(over)}")
-        return 1
-    return 0
+    if heavy:
+        print(f"over the page weight limits: {', '.join(heavy)}")
+    return 1 if over or heavy else 0
+
+
+def weight_table(weights: dict[str, dict[str, int]]) -> str:
+    """Each page's weight in KiB, with the limits."""
+    header = ("page", "HTML", "HTML+images", "other frames", "scripts+CSS")
+    rows = [
+        (
+            page,
+            *(f"{w[k] / 1024:,.0f}" for k in ("html", "total", "frames", "assets")),
+        )
+        for page, w in weights.items()
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"page weight (KiB; limits: HTML {HTML_LIMIT // 1024}, "
+        f"HTML+images {TOTAL_LIMIT // 1024}):"
+    ]
+    for row in [header, *rows]:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
 
 
 def rehearsals() -> None:
@@ -195,4 +274,7 @@ def rehearsals() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--weights"]:
+        print(weight_table(page_weights(ROOT / "_build" / "html")))
+        sys.exit(0)
     sys.exit(main())

@@ -18,9 +18,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import importlib
 import io
 import itertools
 import json
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 
@@ -38,10 +40,125 @@ def style_path() -> str:
 
 
 def use_style() -> None:
-    """Apply the book's figure style to Matplotlib (nothing is downloaded)."""
+    """Apply the book's figure style to Matplotlib (nothing is downloaded).
+
+    In a notebook it also makes every figure display as a PNG drawn at twice the
+    style's resolution and shown at its size (sharp on high-density screens),
+    with a text description of the figure (:func:`describe`) stored in the PNG,
+    where the book's build finds it for the image's alt text.
+    """
     import matplotlib.pyplot as plt
 
     plt.style.use(style_path())
+    _display_figures_sharp()
+
+
+_PLAIN = str.maketrans("", "", "${}\\")
+
+#: Resolution of the PNGs relative to the figure's own dpi (2: "retina").
+PIXEL_RATIO = 2
+
+
+def describe(fig) -> str:
+    """A one-line text description of ``fig`` for readers who cannot see it.
+
+    Uses, in order: a description set with ``fig.set_label("...")`` (a label
+    that does not start with an underscore), else the figure's title and, for
+    each panel, its own description (``ax.set_label("...")``), title and axis
+    labels. Returns "" for a figure without any text.
+    """
+    label = fig.get_label()
+    if label and not label.startswith("_"):
+        return label
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text().strip():
+        parts.append(suptitle.get_text().strip())
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    for ax in panels:
+        bits = []
+        own = ax.get_label()
+        if own and not own.startswith("_"):
+            bits.append(own)
+        title = " ".join(
+            t for t in (ax.get_title(loc) for loc in ("left", "center", "right")) if t
+        )
+        if title:
+            bits.append(title)
+        xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
+        if xlabel and ylabel:
+            bits.append(f"{ylabel} against {xlabel}")
+        elif xlabel or ylabel:
+            bits.append(xlabel or ylabel)
+        if bits:
+            parts.append(": ".join(bits))
+    if not parts:
+        return ""
+    # Mathtext as plain words: "$\\sigma_w^2$" -> "sigma_w^2".
+    parts = [re.sub(r"\\([A-Za-z]+)", r"\1", p).translate(_PLAIN) for p in parts]
+    prefix = f"Figure with {len(panels)} panels. " if len(panels) > 1 else "Figure. "
+    return prefix + "; ".join(dict.fromkeys(parts)) + "."
+
+
+def png_bytes(fig, *, ratio: int = PIXEL_RATIO, tight: bool = True) -> bytes:
+    """``fig`` as PNG bytes at ``ratio`` times its dpi, described (:func:`describe`);
+    ``tight`` crops the figure to what it draws (as notebooks show figures)."""
+    ratio = check_int("ratio", ratio, minimum=1)
+    buf = io.BytesIO()
+    metadata = {"Description": describe(fig) or None}
+    fig.savefig(
+        buf,
+        format="png",
+        dpi=fig.dpi * ratio,
+        bbox_inches="tight" if tight else None,
+        metadata=metadata,
+    )
+    return buf.getvalue()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height in pixels of PNG ``data``."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("data must be a PNG image, got other bytes")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _figure_png(fig):
+    data = png_bytes(fig)
+    width, height = png_size(data)
+    shown = {"width": width // PIXEL_RATIO, "height": height // PIXEL_RATIO}
+    return data, shown
+
+
+def _display_figures_sharp() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from matplotlib.figure import Figure
+
+    def apply(*_):
+        formatters = shell.display_formatter.formatters
+        if formatters["image/png"].type_printers.get(Figure) is _figure_png:
+            return
+        for kind in ("image/svg+xml", "image/jpeg", "application/pdf"):
+            formatters[kind].pop(Figure, None)
+        formatters["image/png"].for_type(Figure, _figure_png)
+
+    # Loading the inline backend registers its own formatter, at once or after
+    # the cell that loads it: resolve the backend now and apply again after
+    # every cell, so this one stays.
+    backend = mpl.get_backend()
+    if backend.startswith("module://"):
+        importlib.import_module(backend.removeprefix("module://"))
+    apply()
+    if apply.__qualname__ not in {
+        getattr(f, "__qualname__", "") for f in shell.events.callbacks["post_run_cell"]
+    }:
+        shell.events.register("post_run_cell", apply)
 
 
 def colors() -> list[str]:
@@ -50,13 +167,16 @@ def colors() -> list[str]:
         return list(mpl.rcParams["axes.prop_cycle"].by_key()["color"])
 
 
-def _png(fig) -> str:
+def _png(fig) -> tuple[str, tuple[int, int], str]:
+    """A frame: the PNG as a data URI, its shown size, its description."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    data = png_bytes(fig, tight=False)  # every frame the same size
+    width, height = png_size(data)
+    text = describe(fig)
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return uri, (width // PIXEL_RATIO, height // PIXEL_RATIO), text
 
 
 def _check_slider_values(params: dict) -> dict[str, list]:
@@ -120,9 +240,19 @@ def static_slider(
         frames.append(_png(fig))
     start = [params[n].index(initial[n]) if n in initial else 0 for n in names]
     labels = [[fmt(v) for v in params[n]] for n in names]
-    uid = "whydeep-slider-" + hashlib.sha1("".join(frames).encode()).hexdigest()[:12]
+    uris = [uri for uri, _, _ in frames]
+    uid = "whydeep-slider-" + hashlib.sha1("".join(uris).encode()).hexdigest()[:12]
     sizes = [len(params[n]) for n in names]
     first = sum(i * s for i, s in zip(start, _strides(sizes), strict=True))
+    (width, height), text = frames[first][1], frames[first][2]
+    alt = "Interactive figure, one frame per slider position. " + (
+        text
+        or "Frame for "
+        + ", ".join(
+            f"{n} = {labels[k][i]}"
+            for k, (n, i) in enumerate(zip(names, start, strict=True))
+        )
+    )
     controls = "".join(
         f'<label style="display:block;margin:0.2em 0">{html.escape(str(n))} '
         f'<input type="range" min="0" max="{len(params[n]) - 1}" value="{i}" step="1" '
@@ -130,10 +260,13 @@ def static_slider(
         f"<output>{html.escape(labels[k][i])}</output></label>"
         for k, (n, i) in enumerate(zip(names, start, strict=True))
     )
+    # The frames are data URIs in the notebook; the book's build writes each
+    # one to a file and puts its address in their place (_ext/whydeep_reading.py).
     script = (
         "(function(){"
         f'var root=document.getElementById("{uid}");'
-        f"var frames={json.dumps(frames)};"
+        'var frames=JSON.parse(root.querySelector(".whydeep-slider-frames")'
+        ".textContent);"
         f"var labels={json.dumps(labels)};"
         f"var strides={json.dumps(_strides(sizes))};"
         'var img=root.querySelector("img");'
@@ -141,15 +274,19 @@ def static_slider(
         "function update(){var k=0;inputs.forEach(function(el){"
         "var p=+el.dataset.param;k+=strides[p]*(+el.value);"
         "el.nextElementSibling.textContent=labels[p][+el.value];});"
-        'img.src="data:image/png;base64,"+frames[k];}'
+        "img.src=frames[k];}"
         'inputs.forEach(function(el){el.addEventListener("input",update);});'
         "})();"
     )
     body = (
         f'<div class="whydeep-slider" id="{uid}">'
-        f'<img alt="interactive figure" style="max-width:100%;height:auto" '
-        f'src="data:image/png;base64,{frames[first]}">'
-        f"<div>{controls}</div><script>{script}</script></div>"
+        f'<img alt="{html.escape(alt)}" width="{width}" height="{height}" '
+        'loading="lazy" style="max-width:100%;height:auto" '
+        f'src="{uris[first]}">'
+        f"<div>{controls}</div>"
+        '<script type="application/json" class="whydeep-slider-frames">'
+        f"{json.dumps(uris)}</script>"
+        f"<script>{script}</script></div>"
     )
     return HTML(body)
 
@@ -281,3 +418,8 @@ def plot_network(ax, sizes, *, max_units: int = 8, color: str | None = None) -> 
     ax.set_xlim(-0.5, len(sizes) - 0.5)
     ax.set_ylim(-1.9, tallest - 0.2)
     ax.axis("off")
+    ax.set_label(
+        "diagram of a fully connected network with layers of "
+        + ", ".join(map(str, sizes))
+        + " units"
+    )
