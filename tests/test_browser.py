@@ -37,15 +37,7 @@ import chromium  # noqa: E402  (tools/chromium.py: the shared launcher)
 WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 #: Pages whose authors are redrawing figures wider than the column: their wide
 #: figures are reported (xfail) rather than failed. Shrink, never grow.
-WIDE_FIGURES_PENDING: frozenset[str] = frozenset(
-    {
-        "book/autodiff.html",
-        "book/deep_linear.html",
-        "book/depth_vs_width.html",
-        "book/initialization.html",
-        "book/sawtooth.html",
-    }
-)
+WIDE_FIGURES_PENDING: frozenset[str] = frozenset()
 BROWSER = chromium.find_browser()
 pytestmark = [
     pytest.mark.skipif(
