@@ -350,7 +350,10 @@ def _whydeep_frame(control, value):
     def hook(msg):
         data = msg.get("content", {{}}).get("data", {{}})
         if "image/png" in data:
-            pngs.append(_h.sha256(data["image/png"].encode()).hexdigest())
+            # bytes before the message is serialised (the book's formatter), or
+            # base64 text (IPython's own)
+            png = data["image/png"]
+            pngs.append(_h.sha256(png if isinstance(png, bytes) else png.encode()).hexdigest())
         return msg
     publisher = _ip().display_pub
     publisher.register_hook(hook)
