@@ -145,8 +145,8 @@ def test_small_teachers_stretch_by_a_factor_of_order_one():
 
 #: The chapter's training rule: L-BFGS, then Levenberg–Marquardt until the
 #: stopping test (the second stage alone in LM_RULE).
-LM_RULE = dict(tol=1e-3, patience=20, max_steps=400, direct_max=110)
-RULE = dict(lbfgs_steps=1500, **LM_RULE)
+LM_RULE = dict(tol=1e-2, patience=20, max_steps=1000)
+RULE = dict(lbfgs_steps=1000, **LM_RULE)
 
 
 def test_every_student_that_stopped_by_the_rule_had_stopped_improving():
@@ -191,7 +191,9 @@ def test_deep_students_from_data_alone_find_the_teacher():
     )
     best = int(np.argmin(fit.train_error))
     assert fit.test_error[best] <= 1e-6
-    assert fit.history.extra["converged"][best]
+    # every start stopped by the rule, none by the cap
+    assert fit.history.extra["converged"].all()
+    assert fit.history.extra["steps"].max() < RULE["max_steps"]
 
 
 def test_quasi_linear_teacher_is_easy_for_a_shallow_student():

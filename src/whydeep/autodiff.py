@@ -386,7 +386,34 @@ class _Held:
         self._ledger.release(self._key)
 
 
-class _SavedLedger:
+class _LiveStorages:
+    """Bytes of the tensor storages held right now, each counted once, and their peak."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, list[int]] = {}
+        self.live = 0
+        self.peak = 0
+
+    def acquire(self, tensor: torch.Tensor) -> int:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self._refs:
+            self._refs[key][0] += 1
+        else:
+            self._refs[key] = [1, storage.nbytes()]
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+        return key
+
+    def release(self, key: int) -> None:
+        entry = self._refs[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[key]
+
+
+class _SavedLedger(_LiveStorages):
     """The bytes of storages that autograd's graph holds right now.
 
     Every tensor saved for backward is wrapped in a :class:`_Held`, which the
@@ -396,34 +423,17 @@ class _SavedLedger:
     """
 
     def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
+        super().__init__()
         self._skip = {t.untyped_storage().data_ptr() for t in exclude}
-        self._refs: dict[int, list[int]] = {}
-        self.live = 0
-        self.peak = 0
 
     def pack(self, tensor: torch.Tensor):
-        storage = tensor.untyped_storage()
-        key = storage.data_ptr()
-        if key in self._skip:
+        if tensor.untyped_storage().data_ptr() in self._skip:
             return tensor
-        if key in self._refs:
-            self._refs[key][0] += 1
-        else:
-            self._refs[key] = [1, storage.nbytes()]
-            self.live += storage.nbytes()
-            self.peak = max(self.peak, self.live)
-        return _Held(self, key, tensor)
+        return _Held(self, self.acquire(tensor), tensor)
 
     @staticmethod
     def unpack(packed):
         return packed.tensor if isinstance(packed, _Held) else packed
-
-    def release(self, key: int) -> None:
-        entry = self._refs[key]
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.live -= entry[1]
-            del self._refs[key]
 
 
 def saved_bytes(
@@ -470,32 +480,14 @@ class _PeakLiveBytes(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._refs: dict[int, list[int]] = {}
-
-    def _release(self, key: int) -> None:
-        entry = self._refs[key]
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.live -= entry[1]
-            del self._refs[key]
+        self.storages = _LiveStorages()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             # zero tensors (PyTorch's stand-in for "no tangent") own no memory
-            if not isinstance(t, torch.Tensor) or t._is_zerotensor():
-                continue
-            storage = t.untyped_storage()
-            key = storage.data_ptr()
-            if key in self._refs:
-                self._refs[key][0] += 1
-            else:
-                self._refs[key] = [1, storage.nbytes()]
-                self.live += storage.nbytes()
-                self.peak = max(self.peak, self.live)
-            weakref.finalize(t, self._release, key)
+            if isinstance(t, torch.Tensor) and not t._is_zerotensor():
+                weakref.finalize(t, self.storages.release, self.storages.acquire(t))
         return out
 
 
@@ -509,7 +501,7 @@ def peak_live_bytes(fn: Callable, *args) -> int:
     tracker = _PeakLiveBytes()
     with tracker:
         fn(*args)
-    return tracker.peak
+    return tracker.storages.peak
 
 
 def _tanh_chain(n_layers: int, width: int, n_samples: int, gen) -> tuple:

@@ -25,7 +25,7 @@ import torch
 from ._checks import check_float, check_int, numpy_generator, torch_generator
 from ._runtime import progress_bar
 from .meanfield import chi1, fixed_point, length_map
-from .nets import BatchedMLP, mlp, phi_prime
+from .nets import BatchedMLP, linear_layers, mlp, phi_prime
 from .training import History, fit_levenberg_marquardt
 
 # ----------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def train_students(
     max_steps: int = 300,
     tol: float = 1e-3,
     patience: int = 10,
-    direct_max: int = 300,
+    direct_max: int = 500,
     lbfgs_steps: int = 0,
     min_examples_per_param: float = 3.0,
 ) -> StudentFit:
@@ -212,23 +212,17 @@ def train_students(
                 f"starts must hold one seed per member ({len(widths)}), "
                 f"got {len(starts)}"
             )
-        with torch.no_grad():
-            for k, (width, start) in enumerate(zip(widths, starts, strict=True)):
-                net = mlp(
-                    n_in,
-                    width,
-                    depth,
-                    "tanh",
-                    sigma=sigma_init,
-                    seed=start,
-                    dtype=torch.float64,
-                )
-                for i, layer in enumerate(
-                    m for m in net if isinstance(m, torch.nn.Linear)
-                ):
-                    rows, cols = layer.weight.shape
-                    model.weights[i][k].zero_()
-                    model.weights[i][k, :rows, :cols] = layer.weight
+        for k, (width, start) in enumerate(zip(widths, starts, strict=True)):
+            net = mlp(
+                n_in,
+                width,
+                depth,
+                "tanh",
+                sigma=sigma_init,
+                seed=start,
+                dtype=torch.float64,
+            )
+            model.set_members([k], [m.weight[None] for m in linear_layers(net)])
     n_params = np.array(model.n_params())
     if x_train.shape[0] < min_examples_per_param * n_params.max():
         raise ValueError(
@@ -272,14 +266,9 @@ def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
             f"model must be a BatchedMLP without bias, got {type(model).__name__}"
         )
     n_steps = check_int("n_steps", n_steps, minimum=1)
-    depth, n_in = len(model.weights), model.weights[0].shape[2]
-    for width in sorted(set(model.widths)):
-        idx = torch.tensor([k for k, w in enumerate(model.widths) if w == width])
-        weights = []
-        for i, w in enumerate(model.weights):
-            rows = width if i < depth - 1 else 1
-            cols = n_in if i == 0 else width
-            weights.append(w.detach()[idx, :rows, :cols].clone().requires_grad_())
+    depth = len(model.weights)
+    for idx, weights in model.width_groups():
+        weights = [w.requires_grad_() for w in weights]
         target = y[idx] if y.dim() == 3 else y
         optimizer = torch.optim.LBFGS(
             weights,
@@ -303,9 +292,7 @@ def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
             return loss
 
         optimizer.step(closure)
-        with torch.no_grad():
-            for i, w in enumerate(weights):
-                model.weights[i][idx, : w.shape[1], : w.shape[2]] = w.detach()
+        model.set_members(idx, [w.detach() for w in weights])
 
 
 def final_improvement(history: History, window: int) -> np.ndarray:

@@ -357,6 +357,31 @@ class BatchedMLP(nn.Module):
                     layer.bias.copy_(self.biases[i][k, :rows])
         return net
 
+    def width_groups(self):
+        """Members grouped by width, narrowest first.
+
+        Yields ``(idx, weights)``: the members' indices (a tensor) and copies of
+        their weight matrices without padding, shapes ``(len(idx), out, in)``.
+        """
+        depth, n_in = len(self.weights), self.weights[0].shape[2]
+        n_out = self.weights[-1].shape[1]
+        for width in sorted(set(self.widths)):
+            idx = torch.tensor([k for k, w in enumerate(self.widths) if w == width])
+            sizes = itertools.pairwise(layer_sizes(n_in, width, depth, n_out))
+            yield (
+                idx,
+                [
+                    w.detach()[idx, :rows, :cols].clone()
+                    for w, (cols, rows) in zip(self.weights, sizes, strict=True)
+                ],
+            )
+
+    def set_members(self, idx, weights) -> None:
+        """Write unpadded ``weights`` (as from :meth:`width_groups`) to members ``idx``."""
+        with torch.no_grad():
+            for w, new in zip(self.weights, weights, strict=True):
+                w[idx, : new.shape[1], : new.shape[2]] = new
+
     def n_params(self) -> list[int]:
         """Trainable parameters of each member (padding excluded)."""
         depth = len(self.weights)

@@ -319,7 +319,19 @@ def shallow_sawtooth(n_hidden: int, skip: bool = True):
 
 
 def _layer_ops(net: nn.Module) -> list[tuple]:
-    """The network as a list of ('affine', W, b) and ('relu',) steps, in float64."""
+    """The network as a list of ('affine', W, b) and ('relu',) steps, in float64
+    (a :class:`ShallowReLU` without its skip connection)."""
+    if isinstance(net, ShallowReLU):
+        w, b, v, c = (
+            t.detach().double().numpy()
+            for t in (
+                net.hidden_weight,
+                net.hidden_bias,
+                net.readout_weight,
+                net.readout_bias,
+            )
+        )
+        return [("affine", w, b), ("relu",), ("affine", v, c)]
     if not isinstance(net, nn.Sequential):
         raise ValueError(
             "net must be an nn.Sequential of Linear/ReLU layers or a ShallowReLU, "
@@ -343,6 +355,21 @@ def _layer_ops(net: nn.Module) -> list[tuple]:
                 f"got {type(module).__name__}"
             )
     return ops
+
+
+def _checked_ops(net: nn.Module, lo, hi, n_inputs: int) -> tuple[float, float, list]:
+    """``lo``, ``hi`` and :func:`_layer_ops` of ``net``, after checking that
+    ``lo < hi`` and that ``net`` takes ``n_inputs`` input features."""
+    lo = check_float("lo", lo)
+    hi = check_float("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
+    ops = _layer_ops(net)
+    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != n_inputs:
+        got = ops[0][1].shape[1] if ops and ops[0][0] == "affine" else "no Linear"
+        wanted = "a single input feature" if n_inputs == 1 else f"{n_inputs} inputs"
+        raise ValueError(f"net must take {wanted}, got {got}")
+    return lo, hi, ops
 
 
 @dataclass
@@ -437,27 +464,9 @@ def piecewise_linear(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> Piece
     -------
     Pieces
     """
-    lo = check_float("lo", lo)
-    hi = check_float("hi", hi)
-    if not hi > lo:
-        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
-    if isinstance(net, ShallowReLU):
-        p = [
-            t.detach().double().numpy()
-            for t in (
-                net.hidden_weight,
-                net.hidden_bias,
-                net.readout_weight,
-                net.readout_bias,
-            )
-        ]
-        ops = [("affine", p[0], p[1]), ("relu",), ("affine", p[2], p[3])]
-        extra_slope = float(net.skip_weight.detach().double().item())
-    else:
-        ops = _layer_ops(net)
-        extra_slope = 0.0
-    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 1:
-        raise ValueError("net must take a single input feature")
+    lo, hi, ops = _checked_ops(net, lo, hi, 1)
+    skip = net.skip_weight if isinstance(net, ShallowReLU) else torch.zeros(())
+    extra_slope = float(skip.detach().double().item())
     t, slope, offset = _propagate(ops, lo, hi)
     if slope.shape[1] != 1:
         raise ValueError(f"net must have a single output, got {slope.shape[1]}")
@@ -506,13 +515,7 @@ def unit_statistics(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> list[d
     ``mean_square``, ``mean_square_slope``
         Averages of ``z(x)**2`` and ``z'(x)**2`` over x uniform on [lo, hi].
     """
-    lo = check_float("lo", lo)
-    hi = check_float("hi", hi)
-    if not hi > lo:
-        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
-    ops = _layer_ops(net)
-    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 1:
-        raise ValueError("net must take a single input feature")
+    lo, hi, ops = _checked_ops(net, lo, hi, 1)
     record: list = []
     _propagate(ops, lo, hi, record)
     stats = []
@@ -984,13 +987,7 @@ def linear_regions_2d(
         ``vertices`` of shape (k, 2), in order around the polygon; ``pattern`` a
         tuple of 0/1, one entry per hidden unit.
     """
-    lo = check_float("lo", lo)
-    hi = check_float("hi", hi)
-    if not hi > lo:
-        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
-    ops = _layer_ops(net)
-    if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != 2:
-        raise ValueError("net must take exactly two input features")
+    lo, hi, ops = _checked_ops(net, lo, hi, 2)
     square = np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]])
     regions = [(square, np.eye(2), np.zeros(2), ())]
     for op in ops:
