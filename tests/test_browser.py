@@ -10,8 +10,8 @@ page is read as a reader without network would read it. Checked:
   and a link followed from each arrives;
 - on every page, at desktop (1280 px) and phone (390 px) widths: no console
   error and no failed request; no request leaves the machine; every formula is
-  rendered by the MathJax copy inside the site; no sideways scrolling of the
-  page; every figure has decoded, has an alt text that describes it (not a
+  rendered by the MathJax copy inside the site, and no display formula is
+  wider than the column; no sideways scrolling of the page; every figure has decoded, has an alt text that describes it (not a
   file's path), is drawn for high-density screens (at least twice as many
   pixels as it is shown with), and at 2x fits the column without shrinking;
 - an executed chapter shows its launch and download buttons.
@@ -284,6 +284,10 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             maths: maths.length,
             rendered: maths.filter(m => m.querySelector('mjx-container')).length,
             errors: document.querySelectorAll('mjx-merror').length,
+            wideMath: [...document.querySelectorAll('div.math')].filter(box => {
+                const m = box.querySelector('mjx-container > mjx-math');
+                return m && m.getBoundingClientRect().width > box.clientWidth + 1;
+            }).map(box => box.id || box.textContent.slice(0, 40)),
             mathjax: [...document.scripts].map(s => s.src)
                 .filter(s => /mathjax/i.test(s)),
             images: [...document.querySelectorAll('article.bd-article img')].map(
@@ -306,6 +310,10 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             "formulas were not rendered"
         )
         assert found["errors"] == 0, f"{page}: {found['errors']} TeX errors"
+        assert not found["wideMath"], (
+            f"{page}: display formulas wider than the column at {width} width "
+            f"(break them over lines): {found['wideMath']}"
+        )
     wide = []
     for image in found["images"]:
         name = image["src"]

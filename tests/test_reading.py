@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,54 @@ def test_execution_page_lists_pages_and_versions():
             assert page in text, f"the execution table does not list {page}"
     assert "jupyter-book" in text and "1.0.4.post1" in text
     assert "not installed" not in text
+
+
+#: Characters of printed output that fit the page column at desktop width
+#: (the monospace font of a 1280 px window shows 76 in the column).
+OUTPUT_COLUMNS = 76
+
+
+class _PrintedOutput(HTMLParser):
+    """The text of every ``<pre>`` inside a cell's output block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0  # <div> nesting; the output block is open while > 0
+        self.in_pre = False
+        self.blocks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "div":
+            classes = (dict(attrs).get("class") or "").split()
+            if self.depth or "cell_output" in classes:
+                self.depth += 1
+        elif tag == "pre" and self.depth:
+            self.in_pre = True
+            self.blocks.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self.depth:
+            self.depth -= 1
+        elif tag == "pre":
+            self.in_pre = False
+
+    def handle_data(self, data):
+        if self.in_pre:
+            self.blocks[-1] += data
+
+
+@built
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_printed_output_fits_the_column(page):
+    parser = _PrintedOutput()
+    parser.feed(page.read_text(encoding="utf-8"))
+    wide = [
+        line
+        for block in parser.blocks
+        for line in block.splitlines()
+        if len(line) > OUTPUT_COLUMNS
+    ]
+    assert not wide, (
+        f"{page.name}: {len(wide)} printed line(s) wider than {OUTPUT_COLUMNS} "
+        f"characters, e.g. {wide[0]!r}"
+    )
