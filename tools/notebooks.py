@@ -1003,7 +1003,8 @@ def write_source_notebooks(root: Path, out: Path, config: dict) -> list[str]:
     return written
 
 
-def _head_commit(root: Path) -> str:
+def head_commit(root: Path) -> str:
+    """The commit checked out in ``root``."""
     return subprocess.run(
         ["git", "rev-parse", "HEAD"],
         cwd=root,
@@ -1038,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     written = write_notebooks(
-        args.build, args.out, config, args.ref or _head_commit(ROOT)
+        args.build, args.out, config, args.ref or head_commit(ROOT)
     )
     if not written:
         print(f"no executed pages under {args.build}", file=sys.stderr)

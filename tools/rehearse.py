@@ -579,16 +579,6 @@ def compare(
 # --------------------------------------------------------------------------
 
 
-def head_commit(root: Path = ROOT) -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 def local_requirement(root: Path, commit: str) -> str:
     """The install cell's requirement, pointed at the checkout ``root``."""
     return f"whydeep @ git+file://{root.as_posix()}@{commit}"
@@ -610,7 +600,7 @@ def colab_notebooks(build: Path, out: Path, root: Path = ROOT) -> dict[str, Path
     """The published notebooks of ``build``, installing from ``root`` at HEAD."""
     notebooks = _notebooks_module(root)
     config = notebooks.load_config(root)
-    commit = head_commit(root)
+    commit = notebooks.head_commit(root)
     written = notebooks.write_notebooks(
         build,
         out,
