@@ -10,8 +10,9 @@ import torch
 from whydeep import initialization as ini
 from whydeep import meanfield as mf
 from whydeep.data import load_digits
-from whydeep.nets import linear_layers, mlp
+from whydeep.nets import BatchedMLP, init_gaussian_, linear_layers, mlp
 from whydeep.plotting import power_law_fit
+from whydeep.training import fit
 
 N_LAYERS = 50
 WIDTH = 500
@@ -80,13 +81,8 @@ def test_rules_agree_with_torch_init(kwargs, torch_init):
     reference = torch.empty(fan_out, fan_in, dtype=torch.float64)
     torch_init(reference, torch.Generator().manual_seed(3))
     layer = torch.nn.Linear(fan_in, fan_out, bias=False, dtype=torch.float64)
-    ini.initialize_(
-        layer,
-        kwargs["rule"],
-        kwargs["activation"],
-        gain=kwargs.get("gain"),
-        seed=3,
-    )
+    gain = kwargs.get("gain") or ini.activation_gain(kwargs["activation"])
+    init_gaussian_(layer, gain, rule=kwargs["rule"], seed=3)
     rel = ((layer.weight - reference).abs() / reference.abs()).max().item()
     assert rel < 1e-6
     std = ini.init_std(
@@ -175,7 +171,7 @@ def test_backward_pass_matches_autograd_and_fan_out_rule():
         seed=4,
         keep_layers=[1, 2, 3],
     )
-    net = ini.layer_stack(widths, "relu")
+    net = mlp(sizes=widths, activation="relu", output_activation="relu")
     stds = [
         ini.init_std("fan_out", a, b, "relu") for a, b in itertools.pairwise(widths)
     ]
@@ -221,8 +217,6 @@ def test_sized_classifier_and_digits():
     net = mlp(sizes=[64, 256, 128, 64, 10], activation="relu", bias=True)
     assert [m.out_features for m in linear_layers(net)] == [256, 128, 64, 10]
     assert isinstance(net[-1], torch.nn.Linear)  # logits: no output activation
-    stack = ini.layer_stack([8, 8, 8], "tanh")
-    assert isinstance(stack[-1], torch.nn.Tanh)  # every layer alike
 
 
 @pytest.mark.parametrize(
@@ -234,8 +228,8 @@ def test_sized_classifier_and_digits():
         (lambda: ini.init_std("lecun", 10, 10), "rule"),
         (lambda: ini.init_std("fan_in", 10, 10, gain=-1.0), "gain"),
         (lambda: ini.activation_gain("softplus"), "activation"),
-        (lambda: ini.layer_stack([10], "relu"), "sizes"),
-        (lambda: ini.initialize_(torch.nn.ReLU(), "fan_in"), "net"),
+        (lambda: init_gaussian_(torch.nn.ReLU()), "net"),
+        (lambda: init_gaussian_(torch.nn.Linear(2, 2), rule="lecun"), "rule"),
         (lambda: ini.ensemble_profiles([10, 10], "gelu"), "activation"),
         (lambda: ini.single_layer_moments(0, 1.0, 1.0), "n_in"),
         (lambda: mlp(sizes=[64], activation="relu"), "sizes"),
@@ -269,24 +263,28 @@ def test_he_trains_the_digits_and_a_tiny_init_does_not():
     x_train, y_train, x_test, y_test, _ = load_digits(0.25, seed=0).to_torch()
     accuracy, loss = {}, {}
     for scale in (1.0, 0.01):
-        net = ini.initialize_(
-            mlp(sizes=[64, 256, 128, 64, 10], activation="relu", bias=True, sigma=None),
-            "fan_in",
-            "relu",
-            variance_scale=scale,
+        # He's variance times ``scale``, biases zero
+        sizes = [64, 256, 128, 64, 10]
+        net = mlp(
+            sizes=sizes,
+            activation="relu",
+            bias=True,
+            sigma=math.sqrt(2 * scale),
             seed=0,
         )
-        h = ini.train_classifier(
+        h = fit(
             net,
             x_train,
             y_train,
-            x_test,
-            y_test,
+            optimizer="sgd",
             lr=0.3,
             max_steps=100,
+            loss_fn=torch.nn.functional.cross_entropy,
             record_every=50,
         )
-        accuracy[scale], loss[scale] = h.extra["test_accuracy"][-1], h.loss[-1]
+        with torch.no_grad():
+            correct = net(x_test).argmax(dim=1) == y_test
+        accuracy[scale], loss[scale] = correct.double().mean().item(), h.loss[-1]
     assert accuracy[1.0] >= 0.95
     # weights ten times too small: still the loss of a uniform guess
     assert loss[0.01] == pytest.approx(math.log(10), abs=0.01)
@@ -373,27 +371,18 @@ def test_trainable_depth():
 
 
 def _stack(depths, **kwargs):
-    return ini.ClassifierStack(6, 5, 3, depths, "tanh", seed=2, **kwargs)
+    return BatchedMLP(6, 5, depths, "tanh", n_out=3, bias=True, seed=2, **kwargs)
 
 
 def _member(stack, k):
-    """Network ``k`` of ``stack`` as a plain sequence of torch layers."""
-    position = int(np.argsort(-stack.depths, kind="stable").tolist().index(k))
-    n_layers = int(stack.depths[k])
-    layers = []
-    for i in range(n_layers):
-        w_all, b_all = stack.weights[i], stack.biases[i]
-        # the read-out is the stack's last entry, whatever the depth
-        if i == n_layers - 1:
-            w_all, b_all = stack.weights[-1], stack.biases[-1]
-        layers.append((w_all[position], b_all[position]))
-    return layers
+    """Network ``k`` of ``stack`` as (weight, bias) pairs, read from its own net."""
+    return [(m.weight, m.bias) for m in linear_layers(stack.member(k))]
 
 
 def test_classifier_stack_computes_each_network_on_its_own():
     x = torch.randn(7, 6, generator=torch.Generator().manual_seed(3))
     depths = [3, 5, 2, 4]
-    stack = _stack(depths, gains=[0.5, 1.0, 1.5, 2.0], sigma_b=0.3)
+    stack = _stack(depths, sigma=[0.5, 1.0, 1.5, 2.0], sigma_b=0.3)
     out = stack(x)
     assert out.shape == (4, 7, 3)
     for k, depth in enumerate(depths):
@@ -408,13 +397,14 @@ def test_classifier_stack_computes_each_network_on_its_own():
 
 
 def test_classifier_stack_gains_and_torch_default():
-    stack = ini.ClassifierStack(
+    stack = BatchedMLP(
         400,
         300,
-        10,
         [3, 3],
         "relu",
-        gains=[2.0, 1.0],
+        n_out=10,
+        sigma=[2.0, 1.0],
+        bias=True,
         torch_default=[False, True],
         seed=0,
     )
@@ -429,8 +419,8 @@ def test_classifier_stack_gains_and_torch_default():
 def test_networks_of_a_stack_train_as_if_alone():
     x, y, *_ = load_digits(0.25, seed=0).to_torch()
     x, y = x[:200, :6], y[:200] % 3
-    together = _stack([4, 2, 3], gains=[1.0, 1.2, 0.9], sigma_b=0.1)
-    alone = _stack([4], gains=1.0, sigma_b=0.1)
+    together = _stack([4, 2, 3], sigma=[1.0, 1.2, 0.9], sigma_b=0.1)
+    alone = _stack([4], sigma_b=0.1)
     with torch.no_grad():
         for i, (w, b) in enumerate(_member(together, 0)):
             alone.weights[i].copy_(w[None])
@@ -449,13 +439,14 @@ def test_depth_beyond_a_few_xi_c_does_not_train():
     x, y, *_ = load_digits(0.25, seed=0).to_torch()
     sigma_b = math.sqrt(0.05)
     assert 6 * float(mf.depth_scale(0.5, sigma_b)) < 16
-    stack = ini.ClassifierStack(
+    stack = BatchedMLP(
         64,
         32,
-        10,
         [3, 16, 3, 16],
         "tanh",
-        gains=[0.5, 0.5, 1.2, 1.2],
+        n_out=10,
+        sigma=[0.5, 0.5, 1.2, 1.2],
+        bias=True,
         sigma_b=sigma_b,
         seed=0,
     )

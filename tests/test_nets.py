@@ -185,3 +185,42 @@ def test_activation_table_agrees_on_arrays_tensors_modules_and_slopes(name):
     numeric = (nets.phi(name, x + h) - nets.phi(name, x - h)) / (2 * h)
     np.testing.assert_allclose(nets.phi_prime(name, x), numeric, atol=1e-8)
     np.testing.assert_allclose(nets.phi_prime(name, x), nets.phi_prime(name, t).numpy())
+
+
+def test_batched_members_of_different_widths_and_depths():
+    widths, depths = [2, 6, 4], [2, 5, 3]
+    batched = nets.BatchedMLP(
+        3,
+        widths,
+        depths,
+        "relu",
+        n_out=2,
+        bias=True,
+        sigma=[1.0, 1.5, 0.5],
+        sigma_b=0.2,
+        seed=1,
+        dtype=torch.float64,
+    )
+    x = torch.randn(7, 3, dtype=torch.float64)
+    out = batched(x)
+    assert out.shape == (3, 7, 2)
+    for k, depth in enumerate(depths):
+        member = batched.member(k)
+        assert len(nets.linear_layers(member)) == depth
+        torch.testing.assert_close(member(x), out[k], rtol=0, atol=1e-12)
+    # a batch of inputs per member is taken in the members' order too
+    torch.testing.assert_close(batched(x.expand(3, -1, -1)), out, rtol=0, atol=0)
+    assert batched.n_params() == [
+        nets.n_params(3, w, d, 2, bias=True)
+        for w, d in zip(widths, depths, strict=True)
+    ]
+    # padding starts at zero and gets no gradient
+    out.sum().backward()
+    for w in batched.weights:
+        assert torch.all(w.grad[w.detach() == 0] == 0)
+    with pytest.raises(ValueError, match="depth"):
+        next(batched.width_groups())
+    with pytest.raises(ValueError, match="one per member"):
+        nets.BatchedMLP(3, [2, 3], 2, sigma=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="sigma"):
+        nets.BatchedMLP(3, [2, 3], 2, sigma=[1.0, 0.0])

@@ -23,12 +23,10 @@ from torch import nn
 
 from . import meanfield as mf
 from ._checks import check_choice, check_float, check_int, torch_generator
-from .nets import ACTIVATIONS, mlp, phi, phi_prime
-from .nets import activation as activation_module
-from .training import History, fit
+from .nets import ACTIVATIONS, FANS, BatchedMLP, phi, phi_prime
 
-#: Rule name -> the factor that multiplies the gain to give the standard deviation.
-RULES = ("fan_in", "fan_out", "glorot", "sum_fan", "max_fan", "uniform_heuristic")
+#: The weight rules, by name (see :func:`init_std`).
+RULES = tuple(FANS)
 
 
 def activation_gain(activation: str) -> float:
@@ -77,98 +75,7 @@ def init_std(
     fan_out = check_int("fan_out", fan_out, minimum=1)
     default_gain = activation_gain(activation)
     gain = default_gain if gain is None else check_float("gain", gain, positive=True)
-    fan = {
-        "fan_in": fan_in,
-        "fan_out": fan_out,
-        "glorot": (fan_in + fan_out) / 2,
-        "sum_fan": fan_in + fan_out,
-        "max_fan": max(fan_in, fan_out),
-        "uniform_heuristic": 3 * fan_in,
-    }[rule]
-    return gain / math.sqrt(fan)
-
-
-def initialize_(
-    net: nn.Module,
-    rule: str,
-    activation: str = "linear",
-    *,
-    gain: float | None = None,
-    variance_scale: float = 1.0,
-    seed=None,
-) -> nn.Module:
-    """Redraw every ``nn.Linear`` of ``net`` in place from N(0, std**2), biases to zero.
-
-    ``std`` is :func:`init_std` of the layer's ``in_features`` and ``out_features``,
-    times ``sqrt(variance_scale)``: ``variance_scale=2`` doubles the variance the
-    rule asks for. Weights are drawn in the order the layers appear, with the same
-    draws as ``torch.nn.init``'s normal initialisers given the same generator.
-    ``seed``: an int, a ``torch.Generator`` (its stream continues) or None for
-    PyTorch's global generator. Returns ``net``.
-    """
-    check_choice("rule", rule, RULES)
-    check_choice("activation", activation, ACTIVATIONS)
-    variance_scale = check_float("variance_scale", variance_scale, positive=True)
-    layers = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not layers:
-        raise ValueError(
-            f"net must contain an nn.Linear layer, got {type(net).__name__}"
-        )
-    generator = torch_generator(seed)
-    with torch.no_grad():
-        for layer in layers:
-            std = init_std(
-                rule, layer.in_features, layer.out_features, activation, gain=gain
-            )
-            layer.weight.normal_(
-                0.0, std * math.sqrt(variance_scale), generator=generator
-            )
-            if layer.bias is not None:
-                layer.bias.zero_()
-    return net
-
-
-def layer_stack(
-    widths,
-    activation: str,
-    rule: str = "fan_in",
-    *,
-    gain: float | None = None,
-    variance_scale: float = 1.0,
-    seed=None,
-    dtype: torch.dtype = torch.float32,
-) -> nn.Sequential:
-    """A stack of bias-free layers, *each* followed by ``activation``.
-
-    :func:`whydeep.nets.mlp` with ``output_activation=activation``: the last layer
-    has an activation too, so every layer is alike and the signal can be followed
-    through all of them; the weights follow ``rule``.
-
-    Parameters
-    ----------
-    widths : sequence of int
-        ``[n_0, n_1, ..., n_L]``: input size, then the output size of each of the
-        ``L = len(widths) - 1`` layers.
-    activation, rule, gain, variance_scale, seed
-        As in :func:`initialize_`.
-    dtype : torch.dtype, default torch.float32
-
-    Returns
-    -------
-    torch.nn.Sequential
-        ``L`` pairs (``nn.Linear``, activation); input ``(n_samples, n_0)``, output
-        ``(n_samples, n_L)``.
-    """
-    net = mlp(
-        sizes=widths,
-        activation=activation,
-        output_activation=activation,
-        sigma=None,
-        dtype=dtype,
-    )
-    return initialize_(
-        net, rule, activation, gain=gain, variance_scale=variance_scale, seed=seed
-    )
+    return gain / math.sqrt(FANS[rule](fan_in, fan_out))
 
 
 @dataclass
@@ -314,8 +221,9 @@ def ensemble_profiles(
 ) -> EnsembleProfiles:
     """Forward and backward second moments, layer by layer, in ``n_networks`` random stacks.
 
-    Each member is a :func:`layer_stack` with weights drawn under ``rule`` (every
-    layer followed by ``activation``); inputs and the gradient arriving at the
+    Each member is an :func:`whydeep.nets.mlp` with ``output_activation=activation``
+    (every layer followed by ``activation``) and weights drawn under ``rule``
+    (:func:`init_std`, times ``sqrt(variance_scale)``); inputs and the gradient arriving at the
     output are i.i.d. standard normal. The backward pass is back-propagation
     written out, ``dloss/dh^(l-1) = W^T (phi'(a^l) * dloss/dh^l)``, with the same
     weights as the forward pass.
@@ -323,9 +231,11 @@ def ensemble_profiles(
     Parameters
     ----------
     widths : sequence of int
-        ``[n_0, ..., n_L]`` as in :func:`layer_stack`.
-    activation, rule, variance_scale, gain
-        As in :func:`initialize_`.
+        ``[n_0, ..., n_L]``: input size, then the output size of each layer.
+    activation, rule, gain
+        As in :func:`init_std`.
+    variance_scale : float, default 1
+        Multiplies the variance the rule asks for.
     n_networks, n_samples : int
         Ensemble size and inputs per network.
     seed : int
@@ -458,47 +368,6 @@ def perturbation_growth(net: nn.Sequential, x: torch.Tensor, direction: torch.Te
             norms.append(float(dh.detach().double().pow(2).sum()))
     norms = np.array(norms)
     return norms[1:] / norms[:-1]
-
-
-def train_classifier(
-    net: nn.Module,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    *,
-    lr: float = 0.1,
-    max_steps: int = 500,
-    record_every: int = 10,
-) -> History:
-    """Full-batch gradient descent on the cross-entropy, recording the test set too.
-
-    Returns
-    -------
-    whydeep.training.History
-        ``loss`` is the training cross-entropy; ``extra['test_loss']`` and
-        ``extra['test_accuracy']`` are recorded at the same steps.
-    """
-
-    def record(model):
-        with torch.no_grad():
-            logits = model(x_test)
-        return {
-            "test_loss": float(F.cross_entropy(logits, y_test)),
-            "test_accuracy": float((logits.argmax(dim=1) == y_test).double().mean()),
-        }
-
-    return fit(
-        net,
-        x_train,
-        y_train,
-        optimizer="sgd",
-        lr=lr,
-        max_steps=max_steps,
-        loss_fn=F.cross_entropy,
-        record_every=record_every,
-        record=record,
-    )
 
 
 def plot_profiles(ax, profiles: dict, *, theory: dict | None = None, ylabel: str = ""):
@@ -703,112 +572,6 @@ def jacobian_spectra(
 # --------------------------------------------------------------------------
 
 
-class ClassifierStack(nn.Module):
-    """``n_networks`` fully connected classifiers of one width and any depths.
-
-    Network ``k`` has depth ``depths[k]`` in the book's convention (the input
-    counts as a layer): ``depths[k] - 1`` hidden layers of ``width`` units, each
-    followed by ``activation``, then a linear read-out to ``n_out`` logits. All
-    networks run in one batched computation: layer ``l`` is one ``bmm`` over the
-    networks that have a layer ``l`` (internally the networks are sorted by
-    depth, deepest first, so those are a leading block of the batch); the others
-    pass their hidden state on unchanged.
-
-    Weights of network ``k`` are ``N(0, gains[k]**2 / fan_in)`` and biases
-    ``N(0, sigma_b[k]**2)``; a network marked in ``torch_default`` instead draws
-    weights and biases as ``nn.Linear`` does by default, uniform on
-    ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``. ``seed`` (an int, a ``torch.Generator``
-    or None) seeds every draw.
-
-    ``forward(x)`` maps ``(n_samples, n_in)`` to ``(n_networks, n_samples, n_out)``
-    in the order the networks were given.
-    """
-
-    def __init__(
-        self,
-        n_in: int,
-        width: int,
-        n_out: int,
-        depths,
-        activation: str = "tanh",
-        *,
-        gains=1.0,
-        sigma_b=0.0,
-        torch_default=False,
-        seed=None,
-    ) -> None:
-        super().__init__()
-        n_in = check_int("n_in", n_in, minimum=1)
-        width = check_int("width", width, minimum=1)
-        n_out = check_int("n_out", n_out, minimum=1)
-        check_choice("activation", activation, ACTIVATIONS)
-        depths = np.array([check_int("depths[k]", d, minimum=2) for d in depths])
-        if depths.size == 0:
-            raise ValueError("depths must list at least one network, got []")
-        k = depths.size
-        gains = np.broadcast_to(np.asarray(gains, dtype=float), (k,))
-        sigma_b = np.broadcast_to(np.asarray(sigma_b, dtype=float), (k,))
-        torch_default = np.broadcast_to(np.asarray(torch_default, dtype=bool), (k,))
-        for name, values in (("gains", gains), ("sigma_b", sigma_b)):
-            if not np.all(np.isfinite(values)) or np.any(values < 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {values!r}")
-        if np.any(gains == 0):
-            raise ValueError(f"gains must be > 0, got {gains!r}")
-        generator = torch_generator(seed)
-        order = np.argsort(-depths, kind="stable")
-        self.depths = depths
-        self.activation = activation
-        self.register_buffer("order", torch.as_tensor(order))
-        self.register_buffer("inverse", torch.as_tensor(np.argsort(order)))
-        sorted_depths = depths[order]
-        g, sb, default = gains[order], sigma_b[order], torch_default[order]
-        # layer 0: input -> hidden; 1 .. D-2: hidden -> hidden; then the read-out
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        n_layers = int(sorted_depths[0])
-        for layer in range(n_layers):
-            if layer == 0:
-                fan_in, fan_out, rows = n_in, width, k
-            elif layer < n_layers - 1:
-                fan_in, fan_out = width, width
-                rows = int((sorted_depths > layer + 1).sum())
-            else:
-                fan_in, fan_out, rows = width, n_out, k
-            w = torch.randn(rows, fan_out, fan_in, generator=generator)
-            w = w * torch.as_tensor(g[:rows] / math.sqrt(fan_in)).float()[:, None, None]
-            b = torch.randn(rows, fan_out, generator=generator)
-            b = b * torch.as_tensor(sb[:rows]).float()[:, None]
-            bound = 1.0 / math.sqrt(fan_in)
-            uniform = torch.as_tensor(default[:rows])
-            if uniform.any():
-                n_u = int(uniform.sum())
-                u_w = torch.rand(n_u, fan_out, fan_in, generator=generator)
-                u_b = torch.rand(n_u, fan_out, generator=generator)
-                w[uniform] = (2 * u_w - 1) * bound
-                b[uniform] = (2 * u_b - 1) * bound
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(b))
-        self._act = activation_module(activation)
-
-    @property
-    def n_networks(self) -> int:
-        return int(self.depths.size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2:
-            raise ValueError(
-                f"x must be a 2-D tensor (n_samples, n_in), got "
-                f"{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}"
-            )
-        w0, b0 = self.weights[0], self.biases[0]
-        h = self._act(torch.einsum("si,koi->kso", x, w0) + b0[:, None, :])
-        for w, b in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
-            rows = w.shape[0]
-            new = self._act(torch.baddbmm(b[:, None, :], h[:rows], w.mT))
-            h = new if rows == h.shape[0] else torch.cat([new, h[rows:]])
-        logits = torch.baddbmm(self.biases[-1][:, None, :], h, self.weights[-1].mT)
-        return logits[self.inverse]
-
-
 @dataclass
 class StackRuns:
     """What :func:`train_stack` recorded.
@@ -838,7 +601,7 @@ def _evaluate(net, x, y):
 
 
 def train_stack(
-    net: ClassifierStack,
+    net: BatchedMLP,
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     x_test: torch.Tensor | None = None,
@@ -851,7 +614,7 @@ def train_stack(
     record_every: int = 10,
     seed: int = 0,
 ) -> StackRuns:
-    """Train every network of ``net`` on the cross-entropy, all at once.
+    """Train every member of ``net`` (a classifier) on the cross-entropy, all at once.
 
     The networks' losses are summed, so each network's gradient is its own and
     each follows the path it would follow alone. Minibatches (the same for every
@@ -865,8 +628,8 @@ def train_stack(
     StackRuns
         Recorded at step 0, every ``record_every`` steps and after the last step.
     """
-    if not isinstance(net, ClassifierStack):
-        raise ValueError(f"net must be a ClassifierStack, got {type(net).__name__}")
+    if not isinstance(net, BatchedMLP):
+        raise ValueError(f"net must be a BatchedMLP, got {type(net).__name__}")
     check_choice("optimizer", optimizer, ("sgd", "adam"))
     lr = check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=1)
@@ -911,7 +674,7 @@ def train_stack(
         opt.step()
         if step % record_every == 0 or step == n_steps:
             record(step)
-    nan = torch.full((net.n_networks,), math.nan, dtype=torch.float64)
+    nan = torch.full((net.n_models,), math.nan, dtype=torch.float64)
     return StackRuns(
         steps=np.array(steps),
         train_loss=torch.stack(losses, 1).numpy(),

@@ -96,30 +96,48 @@ def n_params(
     return weights + biases
 
 
-def init_gaussian_(
-    module: nn.Module, sigma: float = 1.0, sigma_b: float = 0.0, seed=None
-) -> nn.Module:
-    """Redraw every ``nn.Linear`` in ``module`` in place.
+#: Weight rules: name -> the fan ``n`` of a layer (fan-in, fan-out) in
+#: ``std = gain / sqrt(n)``. ``'glorot'`` averages the two fans, ``'sum_fan'``
+#: adds them, and ``'uniform_heuristic'`` is the standard deviation of PyTorch's
+#: default, uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``.
+FANS = {
+    "fan_in": lambda fan_in, fan_out: fan_in,
+    "fan_out": lambda fan_in, fan_out: fan_out,
+    "glorot": lambda fan_in, fan_out: (fan_in + fan_out) / 2,
+    "sum_fan": lambda fan_in, fan_out: fan_in + fan_out,
+    "max_fan": lambda fan_in, fan_out: max(fan_in, fan_out),
+    "uniform_heuristic": lambda fan_in, fan_out: 3 * fan_in,
+}
 
-    Weights get standard deviation ``sigma / sqrt(fan_in)``, biases (if any)
-    standard deviation ``sigma_b``. ``seed`` is an int, a ``torch.Generator``
-    (whose stream continues) or None for PyTorch's global generator. Returns
-    ``module``.
+
+def init_gaussian_(
+    module: nn.Module,
+    sigma: float = 1.0,
+    sigma_b: float = 0.0,
+    seed=None,
+    *,
+    rule: str = "fan_in",
+) -> nn.Module:
+    """Redraw every ``nn.Linear`` in ``module`` in place, in the order they appear.
+
+    Weights get standard deviation ``sigma / sqrt(n)``, ``n`` the fan of ``rule``
+    (:data:`FANS`; by default the fan-in), the same draws as ``torch.nn.init``'s
+    normal initialisers given the same generator; biases (if any) get standard
+    deviation ``sigma_b``. ``seed`` is an int, a ``torch.Generator`` (whose
+    stream continues) or None for PyTorch's global generator. Returns ``module``.
     """
     sigma = check_float("sigma", sigma, positive=True)
     sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
+    check_choice("rule", rule, FANS)
     generator = torch_generator(seed)
     with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, nn.Linear):
-                std = sigma / math.sqrt(layer.in_features)
-                layer.weight.copy_(
-                    torch.randn(layer.weight.shape, generator=generator) * std
-                )
-                if layer.bias is not None:
-                    layer.bias.copy_(
-                        torch.randn(layer.bias.shape, generator=generator) * sigma_b
-                    )
+        for layer in linear_layers(module):
+            fan = FANS[rule](layer.in_features, layer.out_features)
+            std = sigma / math.sqrt(fan)
+            for p, scale in ((layer.weight, std), (layer.bias, sigma_b)):
+                if p is not None:
+                    z = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+                    p.copy_(z * scale)
     return module
 
 
@@ -171,6 +189,8 @@ def mlp(
         Source of randomness: an int seeds a fresh generator, a generator is
         used as it is, None uses PyTorch's global generator.
     dtype : torch.dtype, default torch.float32
+        The weights are drawn in float32 and converted, so that a float64
+        network starts from the weights of its float32 twin.
 
     Returns
     -------
@@ -191,9 +211,11 @@ def mlp(
         sizes = [check_int("sizes[i]", n, minimum=1) for n in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least two sizes, got {sizes!r}")
+    # drawn in float32, then converted: every dtype starts from the same weights
+    draw = dtype if sigma is None else torch.float32
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype))
+        layers.append(nn.Linear(fan_in, fan_out, bias=bias, dtype=draw))
         last = i == len(sizes) - 2
         if not last or output_activation is not None:
             name = output_activation if last else activation
@@ -201,7 +223,7 @@ def mlp(
     net = nn.Sequential(*layers)
     if sigma is None:
         return net
-    return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, seed=seed)
+    return init_gaussian_(net, sigma=sigma, sigma_b=sigma_b, seed=seed).to(dtype)
 
 
 def linear_layers(net: nn.Module) -> list[nn.Linear]:
@@ -222,123 +244,160 @@ def count_params(net: nn.Module) -> int:
 class BatchedMLP(nn.Module):
     """``n_models`` independent MLPs evaluated as one batched computation.
 
-    Member ``k`` is the network ``mlp(n_in, widths[k], depth, activation, ...)``;
-    members narrower than the widest are padded with hidden units whose weights
-    are zero and stay zero (their gradients are masked), so each member computes
-    exactly what its own narrow network would. Training many small networks this
-    way costs about as much as training the largest one alone, because per-step
-    overhead, not arithmetic, dominates networks this small.
+    Member ``k`` is the network ``mlp(n_in, widths[k], depths[k], activation,
+    ...)``. Members narrower than the widest are padded with hidden units whose
+    weights are zero and stay zero (their gradients are masked); members
+    shallower than the deepest skip the hidden layers they lack (internally the
+    members are sorted by depth, deepest first, so that layer ``l`` is one
+    ``bmm`` over a leading block of them). Each member computes exactly what its
+    own network would. Training many small networks this way costs about as
+    much as training the largest one alone, because per-step overhead, not
+    arithmetic, dominates networks this small.
 
     Parameters
     ----------
-    n_in, depth, activation, n_out, sigma, bias, sigma_b, seed, dtype
+    n_in, activation, n_out, bias, seed, dtype
         As in :func:`mlp`.
-    widths : sequence of int
-        Hidden width of each member; ``len(widths)`` is the number of members.
+    widths, depth : int or sequence of int
+        Hidden width and depth of each member (a single value is shared).
+    sigma, sigma_b : float or sequence of float
+        Weight gain (> 0) and bias scale (>= 0), shared or one per member.
+    torch_default : bool or sequence of bool, default False
+        Members that instead draw weights and biases as ``nn.Linear`` does by
+        default, uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``.
 
     Notes
     -----
     ``forward(x)`` takes ``x`` of shape ``(n_samples, n_in)`` (the same inputs for
     every member) or ``(n_models, n_samples, n_in)`` and returns shape
-    ``(n_models, n_samples, n_out)``.
+    ``(n_models, n_samples, n_out)``, in the order the members were given.
     """
 
     def __init__(
         self,
         n_in: int,
         widths,
-        depth: int,
+        depth,
         activation: str = "tanh",
         *,
         n_out: int = 1,
-        sigma: float = 1.0,
+        sigma=1.0,
         bias: bool = False,
-        sigma_b: float = 0.0,
+        sigma_b=0.0,
+        torch_default=False,
         seed=None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        generator = torch_generator(seed)
-        widths = [check_int("widths[i]", w, minimum=1) for w in widths]
-        if not widths:
-            raise ValueError("widths must name at least one member, got []")
+        n_in = check_int("n_in", n_in, minimum=1)
+        n_out = check_int("n_out", n_out, minimum=1)
         check_choice("activation", activation, ACTIVATIONS)
-        sigma = check_float("sigma", sigma, positive=True)
-        sigma_b = check_float("sigma_b", sigma_b, nonnegative=True)
-        self.widths = widths
+        members = {}
+        for name, value, check in (
+            ("widths", widths, lambda v: check_int("widths[i]", v, minimum=1)),
+            ("depth", depth, lambda v: check_int("depth[i]", v, minimum=2)),
+            ("sigma", sigma, lambda v: check_float("sigma", v, positive=True)),
+            ("sigma_b", sigma_b, lambda v: check_float("sigma_b", v, nonnegative=True)),
+            ("torch_default", torch_default, bool),
+        ):
+            values = [check(v) for v in np.atleast_1d(value).tolist()]
+            if not values:
+                raise ValueError(f"{name} must name at least one member, got []")
+            members[name] = values
+        k = max(len(v) for v in members.values())
+        for name, values in members.items():
+            if len(values) not in (1, k):
+                raise ValueError(
+                    f"{name} must hold one value or one per member ({k}), "
+                    f"got {len(values)}"
+                )
+            members[name] = np.broadcast_to(np.array(values), (k,))
+        generator = torch_generator(seed)
+        depths = members["depth"]
+        order = np.argsort(-depths, kind="stable")
+        self.widths, self.depths = members["widths"].tolist(), depths
+        self._sorted = bool(np.any(order != np.arange(k)))
+        self.register_buffer("order", torch.as_tensor(order))
         self.activation = activation
         self._act = ACTIVATION_TABLE[activation][0]()
-        w_max = max(widths)
-        sizes = layer_sizes(n_in, w_max, depth, n_out)
-        k = len(widths)
-        width_t = torch.tensor(widths)
+        self.register_buffer("inverse", torch.as_tensor(np.argsort(order)))
+        width_t = torch.as_tensor(members["widths"][order])
+        gains, sb = members["sigma"][order], members["sigma_b"][order]
+        uniform = torch.as_tensor(members["torch_default"][order])
+        # layer 0: input -> hidden; 1 .. D-2: hidden -> hidden; then the read-out
+        sizes = layer_sizes(n_in, int(width_t.max()), int(depths.max()), n_out)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList() if bias else None
-        masks = []
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-            rows = torch.ones(k, fan_out, dtype=dtype)
-            cols = torch.ones(k, fan_in, dtype=dtype)
-            if i < len(sizes) - 2:  # output units of a hidden layer
-                rows = (torch.arange(fan_out) < width_t[:, None]).to(dtype)
-            if i > 0:  # input units that are hidden
-                cols = (torch.arange(fan_in) < width_t[:, None]).to(dtype)
-            mask = rows[:, :, None] * cols[:, None, :]
+            last = i == len(sizes) - 2
+            rows = k if i == 0 or last else int((depths > i + 1).sum())
+            true_in = torch.full((rows,), fan_in) if i == 0 else width_t[:rows]
+            true_out = torch.full((rows,), fan_out) if last else width_t[:rows]
+            rows_mask = (torch.arange(fan_out) < true_out[:, None]).to(dtype)
+            mask = rows_mask[:, :, None] * (
+                torch.arange(fan_in) < true_in[:, None, None]
+            )
             # each member's own fan-in sets its scale, as in a narrow network
-            true_fan_in = (
-                torch.full((k,), float(fan_in)) if i == 0 else width_t.to(dtype)
-            )
-            std = (sigma / true_fan_in.sqrt())[:, None, None]
-            w = (
-                torch.randn(k, fan_out, fan_in, generator=generator, dtype=dtype)
-                * std
-                * mask
-            )
-            self.weights.append(nn.Parameter(w))
-            masks.append(mask)
+            std = torch.as_tensor(gains[:rows] / true_in.double().sqrt().numpy())
+            w = torch.randn(rows, fan_out, fan_in, generator=generator, dtype=dtype)
+            w = w * std.to(dtype)[:, None, None]
+            b = None
             if bias:
-                b = (
-                    torch.randn(k, fan_out, generator=generator, dtype=dtype)
-                    * sigma_b
-                    * rows
-                )
-                self.biases.append(nn.Parameter(b))
-        for i, mask in enumerate(masks):
-            self.register_buffer(f"mask{i}", mask)
-            self.weights[i].register_hook(lambda g, m=mask: g * m)
-        if bias:
-            for i, b in enumerate(self.biases):
-                row_mask = (
-                    masks[i][:, :, 0].clone()
-                    if i < len(masks) - 1
-                    else torch.ones_like(b)
-                )
-                b.register_hook(lambda g, m=row_mask: g * m)
+                b = torch.randn(rows, fan_out, generator=generator, dtype=dtype)
+                b = b * torch.as_tensor(sb[:rows]).to(dtype)[:, None]
+            if uniform[:rows].any():
+                u = uniform[:rows]
+                bound = (1.0 / true_in[u].double().sqrt()).to(dtype)
+                n_u = int(u.sum())
+                u_w = torch.rand(n_u, fan_out, fan_in, generator=generator, dtype=dtype)
+                w[u] = (2 * u_w - 1) * bound[:, None, None]
+                if bias:
+                    u_b = torch.rand(n_u, fan_out, generator=generator, dtype=dtype)
+                    b[u] = (2 * u_b - 1) * bound[:, None]
+            self.weights.append(nn.Parameter(w * mask))
+            if not bool(mask.all()):  # padding stays zero
+                self.weights[i].register_hook(lambda g, m=mask: g * m)
+            if bias:
+                self.biases.append(nn.Parameter(b * rows_mask))
+                if not bool(rows_mask.all()):
+                    self.biases[i].register_hook(lambda g, m=rows_mask: g * m)
 
     @property
     def n_models(self) -> int:
         return len(self.widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3):
+            raise ValueError(
+                f"x must be a tensor (n_samples, n_in) or (n_models, n_samples, "
+                f"n_in), got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}"
+            )
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.n_models, -1, -1)
-        h = x
+            h = x.unsqueeze(0).expand(self.n_models, -1, -1)
+        else:
+            h = x[self.order] if self._sorted else x
         last = len(self.weights) - 1
         for i, w in enumerate(self.weights):
-            h = torch.bmm(h, w.transpose(1, 2))
+            new = torch.bmm(h[: w.shape[0]], w.transpose(1, 2))
             if self.biases is not None:
-                h = h + self.biases[i][:, None, :]
+                new = new + self.biases[i][:, None, :]
             if i < last:
-                h = self._act(h)
-        return h
+                new = self._act(new)
+            h = new if w.shape[0] == h.shape[0] else torch.cat([new, h[len(w) :]])
+        return h[self.inverse] if self._sorted else h
+
+    def _layers(self, k: int):
+        """Member ``k``'s layers: (layer index, its row) pairs, read-out last."""
+        row = int(self.inverse[k])
+        depth = int(self.depths[k])
+        last = len(self.weights) - 1
+        return [(i, row) for i in range(depth - 1)] + [(last, row)]
 
     def member(self, k: int) -> nn.Sequential:
         """Member ``k`` as a plain :func:`mlp` with copied (unpadded) weights."""
         k = check_int("k", k, minimum=0, maximum=self.n_models - 1)
-        width = self.widths[k]
-        depth = len(self.weights)
-        n_in = self.weights[0].shape[2]
-        n_out = self.weights[-1].shape[1]
-        dtype = self.weights[0].dtype
+        width, depth = self.widths[k], int(self.depths[k])
+        n_in, n_out = self.weights[0].shape[2], self.weights[-1].shape[1]
         net = mlp(
             n_in,
             width,
@@ -346,23 +405,26 @@ class BatchedMLP(nn.Module):
             self.activation,
             n_out=n_out,
             bias=self.biases is not None,
-            dtype=dtype,
+            dtype=self.weights[0].dtype,
         )
         with torch.no_grad():
-            for i, layer in enumerate(linear_layers(net)):
-                rows = width if i < depth - 1 else n_out
-                cols = n_in if i == 0 else width
-                layer.weight.copy_(self.weights[i][k, :rows, :cols])
+            for layer, (i, row) in zip(
+                linear_layers(net), self._layers(k), strict=True
+            ):
+                rows, cols = layer.weight.shape
+                layer.weight.copy_(self.weights[i][row, :rows, :cols])
                 if layer.bias is not None:
-                    layer.bias.copy_(self.biases[i][k, :rows])
+                    layer.bias.copy_(self.biases[i][row, :rows])
         return net
 
     def width_groups(self):
-        """Members grouped by width, narrowest first.
+        """Members grouped by width, narrowest first (all members of one depth).
 
         Yields ``(idx, weights)``: the members' indices (a tensor) and copies of
         their weight matrices without padding, shapes ``(len(idx), out, in)``.
         """
+        if np.any(self.depths != self.depths[0]):
+            raise ValueError(f"members must share one depth, got {self.depths}")
         depth, n_in = len(self.weights), self.weights[0].shape[2]
         n_out = self.weights[-1].shape[1]
         for width in sorted(set(self.widths)):
@@ -384,10 +446,8 @@ class BatchedMLP(nn.Module):
 
     def n_params(self) -> list[int]:
         """Trainable parameters of each member (padding excluded)."""
-        depth = len(self.weights)
-        n_in = self.weights[0].shape[2]
-        n_out = self.weights[-1].shape[1]
+        n_in, n_out = self.weights[0].shape[2], self.weights[-1].shape[1]
         return [
-            n_params(n_in, w, depth, n_out, bias=self.biases is not None)
-            for w in self.widths
+            n_params(n_in, w, int(d), n_out, bias=self.biases is not None)
+            for w, d in zip(self.widths, self.depths, strict=True)
         ]
