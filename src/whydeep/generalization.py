@@ -33,10 +33,6 @@ from .nets import BatchedMLP, mlp
 # ---------------------------------------------------------------------------
 
 
-def _rng(seed) -> np.random.Generator:
-    return numpy_generator(seed)
-
-
 def _positive_array(name: str, values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -266,7 +262,7 @@ def simulate_subset_risk(
             raise ValueError(f"ridge must be a number >= 0 or 'optimal', got {ridge!r}")
     else:
         check_float("ridge", ridge, nonnegative=True)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     dim = beta.size
     risks = np.empty((n_draws, len(ps)))
     for j, p in enumerate(ps):
@@ -318,7 +314,7 @@ def random_features_sweep(
         )
     n_features = _int_list("n_features", n_features)
     n_draws = check_int("n_draws", n_draws, minimum=1)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     d = x_train.shape[1]
     target = np.eye(n_classes)[y_train]
     target_test = np.eye(n_classes)[y_test]
@@ -357,7 +353,7 @@ def corrupt_labels(labels, fraction: float, n_classes: int = 10, *, seed: int = 
         raise ValueError(f"labels must be a vector of integers, got {labels!r}")
     fraction = check_float("fraction", fraction, minimum=0.0, maximum=1.0)
     n_classes = check_int("n_classes", n_classes, minimum=2)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     out = labels.copy()
     n_bad = round(fraction * len(labels))
     idx = rng.permutation(len(labels))[:n_bad]
@@ -586,7 +582,7 @@ def completion_problem(
     size = check_int("size", size, minimum=2)
     rank = check_int("rank", rank, minimum=1, maximum=size)
     n_observed = check_int("n_observed", n_observed, minimum=1, maximum=size * size)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     target = rng.standard_normal((size, rank)) @ rng.standard_normal((rank, size))
     target /= np.linalg.norm(target, 2)
     mask = np.zeros(size * size, dtype=bool)
@@ -601,7 +597,7 @@ def balanced_factors(end_to_end: np.ndarray, depth: int, *, seed: int = 0):
     a = _matrix("end_to_end", end_to_end)
     if a.shape[0] != a.shape[1]:
         raise ValueError(f"end_to_end must be square, got shape {a.shape}")
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     u, s, vt = np.linalg.svd(a)
     root = np.diag(s ** (1 / depth))
     bases = (
@@ -678,7 +674,7 @@ def train_factorization(
     record_every = check_int("record_every", record_every, minimum=1)
     n_top = check_int("n_top", n_top, minimum=1, maximum=target.shape[0])
     seed = check_int("seed", seed, minimum=0)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     start = rng.standard_normal(target.shape)
     start *= init_scale / np.linalg.norm(start, 2)
     weights = balanced_factors(start, depth, seed=seed + 1)
@@ -788,7 +784,7 @@ def two_layer(dim: int, width: int, *, seed: int = 0) -> TwoLayer:
     weights."""
     dim = check_int("dim", dim, minimum=1)
     width = check_int("width", width, minimum=1)
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     return TwoLayer(rng.standard_normal((width, dim)), rng.standard_normal(width))
 
 
@@ -1060,7 +1056,7 @@ def train_tracking_sharpness(
     model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, seed=seed)
     target = F.one_hot(torch.as_tensor(y_train), 10).float()
     params = list(model.parameters())
-    rng = _rng(seed)
+    rng = numpy_generator(seed)
     order = np.array([], dtype=int)
     steps, sharp, loss_steps, losses = [], [], [], []
     for step in range(n_steps + 1):
