@@ -386,13 +386,6 @@ class BatchedMLP(nn.Module):
             h = new if w.shape[0] == h.shape[0] else torch.cat([new, h[len(w) :]])
         return h[self.inverse] if self._sorted else h
 
-    def _layers(self, k: int):
-        """Member ``k``'s layers: (layer index, its row) pairs, read-out last."""
-        row = int(self.inverse[k])
-        depth = int(self.depths[k])
-        last = len(self.weights) - 1
-        return [(i, row) for i in range(depth - 1)] + [(last, row)]
-
     def member(self, k: int) -> nn.Sequential:
         """Member ``k`` as a plain :func:`mlp` with copied (unpadded) weights."""
         k = check_int("k", k, minimum=0, maximum=self.n_models - 1)
@@ -407,10 +400,10 @@ class BatchedMLP(nn.Module):
             bias=self.biases is not None,
             dtype=self.weights[0].dtype,
         )
+        # the member's row in the depth-sorted batch; its read-out is the last layer
+        row, layers = int(self.inverse[k]), linear_layers(net)
         with torch.no_grad():
-            for layer, (i, row) in zip(
-                linear_layers(net), self._layers(k), strict=True
-            ):
+            for layer, i in zip(layers, [*range(depth - 1), -1], strict=True):
                 rows, cols = layer.weight.shape
                 layer.weight.copy_(self.weights[i][row, :rows, :cols])
                 if layer.bias is not None:
