@@ -337,8 +337,12 @@ class BatchedMLP(nn.Module):
             mask = rows_mask[:, :, None] * (
                 torch.arange(fan_in) < true_in[:, None, None]
             )
-            # each member's own fan-in sets its scale, as in a narrow network
-            std = torch.as_tensor(gains[:rows] / true_in.double().sqrt().numpy())
+            # each member's own fan-in sets its scale, as in a narrow network;
+            # the input layer's scale is computed in float32, the others' in float64
+            p = torch.float32 if i == 0 else torch.float64
+            std = true_in.to(p).sqrt().reciprocal() * torch.as_tensor(
+                gains[:rows], dtype=p
+            )
             w = torch.randn(rows, fan_out, fan_in, generator=generator, dtype=dtype)
             w = w * std.to(dtype)[:, None, None]
             b = None
