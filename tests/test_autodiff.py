@@ -268,6 +268,12 @@ def test_sgd_run_records_the_steps_asked_for_and_learns():
     assert one[5] == ad.accuracy(manual, x_test, y_test)
 
 
+def _tiny_sgd_run(**kwargs):
+    """``sgd_run`` on one example of the digits' shape."""
+    x, y = np.ones((1, 64)), np.ones(1, dtype=int)
+    return ad.sgd_run(ad.init_params(), x, y, x, y, lr=0.1, **kwargs)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -279,32 +285,8 @@ def test_sgd_run_records_the_steps_asked_for_and_learns():
         (lambda: ad.chain_gradient([torch.eye(2)], torch.ones(1, 2), 0), "segment"),
         (lambda: ad.saved_bytes(lambda x: x * 2, torch.ones(3)), "scalar"),
         (lambda: ad.weight_gradient_ops([3]), "dims"),
-        (
-            lambda: ad.sgd_run(
-                ad.init_params(),
-                np.ones((1, 64)),
-                np.ones(1, dtype=int),
-                np.ones((1, 64)),
-                np.ones(1, dtype=int),
-                lr=0.1,
-                batch_size=0,
-                record=[1],
-            ),
-            "batch_size",
-        ),
-        (
-            lambda: ad.sgd_run(
-                ad.init_params(),
-                np.ones((1, 64)),
-                np.ones(1, dtype=int),
-                np.ones((1, 64)),
-                np.ones(1, dtype=int),
-                lr=0.1,
-                batch_size=1,
-                record=[],
-            ),
-            "record",
-        ),
+        (lambda: _tiny_sgd_run(batch_size=0, record=[1]), "batch_size"),
+        (lambda: _tiny_sgd_run(batch_size=1, record=[]), "record"),
     ],
 )
 def test_memory_and_training_arguments_are_checked(call, match):
