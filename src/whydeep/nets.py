@@ -417,8 +417,10 @@ class BatchedMLP(nn.Module):
     def width_groups(self):
         """Members grouped by width, narrowest first (all members of one depth).
 
-        Yields ``(idx, weights)``: the members' indices (a tensor) and copies of
-        their weight matrices without padding, shapes ``(len(idx), out, in)``.
+        Yields ``(idx, params)``: the members' indices (a tensor) and copies of
+        their parameters without padding, layer by layer: each weight matrix,
+        shape ``(len(idx), out, in)``, followed (with biases) by its bias,
+        shape ``(len(idx), out)``.
         """
         if np.any(self.depths != self.depths[0]):
             raise ValueError(f"members must share one depth, got {self.depths}")
@@ -427,19 +429,21 @@ class BatchedMLP(nn.Module):
         for width in sorted(set(self.widths)):
             idx = torch.tensor([k for k, w in enumerate(self.widths) if w == width])
             sizes = itertools.pairwise(layer_sizes(n_in, width, depth, n_out))
-            yield (
-                idx,
-                [
-                    w.detach()[idx, :rows, :cols].clone()
-                    for w, (cols, rows) in zip(self.weights, sizes, strict=True)
-                ],
-            )
+            params = []
+            for i, (cols, rows) in enumerate(sizes):
+                params.append(self.weights[i].detach()[idx, :rows, :cols].clone())
+                if self.biases is not None:
+                    params.append(self.biases[i].detach()[idx, :rows].clone())
+            yield idx, params
 
-    def set_members(self, idx, weights) -> None:
-        """Write unpadded ``weights`` (as from :meth:`width_groups`) to members ``idx``."""
+    def set_members(self, idx, params) -> None:
+        """Write unpadded ``params`` (ordered as :meth:`width_groups` yields them)
+        to members ``idx``."""
+        layers = [self.weights] if self.biases is None else [self.weights, self.biases]
         with torch.no_grad():
-            for w, new in zip(self.weights, weights, strict=True):
-                w[idx, : new.shape[1], : new.shape[2]] = new
+            for i, new in enumerate(params):
+                own = layers[i % len(layers)][i // len(layers)]
+                own[(idx, *(slice(0, n) for n in new.shape[1:]))] = new
 
     def n_params(self) -> list[int]:
         """Trainable parameters of each member (padding excluded)."""

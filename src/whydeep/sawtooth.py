@@ -10,7 +10,6 @@ layer by layer, never read off a grid.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -20,8 +19,8 @@ from torch import nn
 
 from ._checks import check_float, check_int, numpy_generator, torch_generator
 from ._runtime import single_thread
-from .nets import mlp, n_params
-from .training import History
+from .nets import BatchedMLP, linear_layers, mlp, n_params
+from .training import History, fit_levenberg_marquardt
 
 # ---------------------------------------------------------------- boxes
 
@@ -691,55 +690,12 @@ def random_pieces(
     )
 
 
-#: The stopping rule of :func:`train_relu_nets`: a network has converged when its
-#: training loss fell by less than ``RTOL`` (relative) over the last ``WINDOW``
-#: iterations.
-WINDOW, RTOL = 50, 1e-4
-#: The safeguard of :func:`train_relu_nets`: at most this many iterations.
+#: The stopping rule of :func:`train_relu_nets`: a network stops when ``PATIENCE``
+#: steps in a row have not brought its training loss a relative ``TOL`` below its
+#: best (the rule of :func:`whydeep.training.fit_levenberg_marquardt`).
+TOL, PATIENCE = 1e-4, 50
+#: The safeguard of :func:`train_relu_nets`: at most this many steps.
 MAX_STEPS = 3000
-
-
-def _affine_stack(nets):
-    """Weights ``(k, out, in)`` and biases ``(k, out)`` of same-shaped networks."""
-    layers = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
-    shapes = {tuple(tuple(lin.weight.shape) for lin in lins) for lins in layers}
-    if len(shapes) != 1 or any(lin.bias is None for lins in layers for lin in lins):
-        raise ValueError(
-            "nets must be ReLU networks of one architecture, with biases, "
-            f"got {len(shapes)} architectures"
-        )
-    weights = [
-        torch.stack([lins[i].weight.detach().double() for lins in layers])
-        for i in range(len(layers[0]))
-    ]
-    biases = [
-        torch.stack([lins[i].bias.detach().double() for lins in layers])
-        for i in range(len(layers[0]))
-    ]
-    return weights, biases
-
-
-def _residuals(weights, biases, x, y, with_jacobian=True):
-    """Residuals ``(k, n, 1)`` of ``k`` biased ReLU MLPs and, optionally, their
-    Jacobian ``(k, n, n_params)``; parameters ordered layer by layer, weight
-    (row-major) then bias."""
-    hidden, pre = [x.expand(weights[0].shape[0], -1, -1)], []
-    last = len(weights) - 1
-    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        z = torch.baddbmm(b[:, None, :], hidden[-1], w.transpose(1, 2))
-        if i < last:
-            pre.append(z)
-            hidden.append(torch.relu(z))
-    residual = z - y
-    if not with_jacobian:
-        return residual, None
-    delta, blocks = torch.ones_like(z), []
-    for i in range(last, -1, -1):
-        outer = delta[..., :, None] * hidden[i][..., None, :]
-        blocks.append(torch.cat([outer.flatten(2), delta], dim=2))
-        if i > 0:
-            delta = torch.bmm(delta, weights[i]) * (pre[i - 1] > 0)
-    return residual, torch.cat(blocks[::-1], dim=2)
 
 
 def train_relu_nets(
@@ -747,28 +703,22 @@ def train_relu_nets(
     x,
     y,
     *,
-    window: int = WINDOW,
-    rtol: float = RTOL,
+    tol: float = TOL,
+    patience: int = PATIENCE,
     max_steps: int = MAX_STEPS,
     damping: float = 1.0,
 ) -> tuple[list[nn.Sequential], History]:
-    """Train same-shaped ReLU networks with biases by Levenberg–Marquardt.
+    """Train same-shaped scalar ReLU networks with biases by Levenberg–Marquardt.
 
-    Full batch, float64, one batched computation for all networks; each keeps
-    its own damping ``λ`` and stops on its own. A step solves
-    ``(J^T J + λ diag(J^T J)) Δ = -J^T r`` exactly (Cholesky); it is taken if
-    the loss falls (then ``λ /= 3``), otherwise refused (``λ *= 4``).
-
-    Stopping rule: a network stops when its mean squared error fell by at most
-    a relative ``rtol`` over its last ``window`` iterations (refused steps
-    count). ``max_steps`` is only a safeguard; ``History.extra['converged']``
-    says which networks stopped by the rule.
+    Full batch, float64, all networks in one batched computation
+    (:func:`whydeep.training.fit_levenberg_marquardt`, which describes the
+    step and the stopping rule), each with its own damping and its own stop.
 
     Parameters
     ----------
     nets : list of torch.nn.Sequential
         Networks of one architecture (``Linear`` with bias, ``ReLU``), one input
-        and one output, e.g. from :func:`whydeep.nets.mlp`; left untouched.
+        and one output, e.g. from :func:`random_relu_net`; left untouched.
     x, y : array_like, shape (n,)
         Training inputs and targets.
 
@@ -777,88 +727,50 @@ def train_relu_nets(
     trained : list of torch.nn.Sequential
         Trained float64 copies.
     history : whydeep.training.History
-        ``loss`` of shape ``(n_iterations + 1, len(nets))`` (a stopped network
-        repeats its last loss); ``extra`` holds ``steps`` and ``converged``.
+        As :func:`whydeep.training.fit_levenberg_marquardt` returns it.
     """
-    window = check_int("window", window, minimum=1)
-    rtol = check_float("rtol", rtol, nonnegative=True)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
-    damping = check_float("damping", damping, positive=True)
     nets = list(nets)
     if not nets:
         raise ValueError("nets must hold at least one network, got none")
-    weights, biases = _affine_stack(nets)
+    layers = [linear_layers(net) for net in nets]
+    shapes = {tuple(tuple(lin.weight.shape) for lin in lins) for lins in layers}
+    widths = {lin.out_features for lins in layers for lin in lins[:-1]}
+    if (
+        len(shapes) != 1
+        or len(widths) != 1
+        or any(lin.bias is None for lins in layers for lin in lins)
+    ):
+        raise ValueError(
+            "nets must be ReLU networks of one architecture, one width in every "
+            f"hidden layer, with biases, got {len(shapes)} architectures"
+        )
+    (shape,) = shapes
     x = torch.as_tensor(np.asarray(x, dtype=float)).reshape(-1, 1)
     y = torch.as_tensor(np.asarray(y, dtype=float)).reshape(-1, 1)
-    if weights[0].shape[2] != 1 or weights[-1].shape[1] != 1 or len(x) != len(y):
+    if shape[0][1] != 1 or shape[-1][0] != 1 or len(x) != len(y):
         raise ValueError(
             "nets must map one input to one output and x, y must have one "
             f"length, got {len(x)} and {len(y)}"
         )
-    shapes = [(w.shape[1:], b.shape[1]) for w, b in zip(weights, biases, strict=True)]
-    theta = torch.cat(
-        [torch.cat([w.flatten(1), b], 1) for w, b in zip(weights, biases, strict=True)],
-        1,
+    model = BatchedMLP(
+        1, [shape[0][0]] * len(nets), len(shape), "relu", bias=True, dtype=x.dtype
     )
-
-    def unflatten(flat):
-        ws, bs, start = [], [], 0
-        for (rows, cols), n_b in shapes:
-            ws.append(flat[:, start : start + rows * cols].reshape(-1, rows, cols))
-            start += rows * cols
-            bs.append(flat[:, start : start + n_b])
-            start += n_b
-        return ws, bs
-
-    k = len(nets)
-    lam = torch.full((k,), damping, dtype=torch.float64)
-    loss = (_residuals(weights, biases, x, y, False)[0] ** 2).mean(dim=(1, 2))
-    losses = [loss.clone()]
-    active = torch.ones(k, dtype=torch.bool)
-    converged = torch.zeros(k, dtype=torch.bool)
-    steps = torch.zeros(k, dtype=torch.long)
-    with torch.no_grad(), single_thread():
-        for _ in range(max_steps):
-            idx = active.nonzero()[:, 0]
-            if len(idx) == 0:
-                break
-            current = theta[idx]
-            r, jac = _residuals(*unflatten(current), x, y)
-            grad = (jac.transpose(1, 2) @ r)[..., 0]
-            gram = jac.transpose(1, 2) @ jac
-            diag = gram.diagonal(dim1=1, dim2=2)
-            scale = diag + 1e-9 * diag.mean(dim=1, keepdim=True) + 1e-30
-            system = gram + torch.diag_embed(lam[idx, None] * scale)
-            chol, info = torch.linalg.cholesky_ex(system)
-            trial = current - torch.cholesky_solve(grad[..., None], chol)[..., 0]
-            r_new = _residuals(*unflatten(trial), x, y, False)[0]
-            new = (r_new**2).mean(dim=(1, 2))
-            accept = (new < loss[idx]) & (info == 0)
-            theta[idx] = torch.where(accept[:, None], trial, current)
-            loss[idx] = torch.where(accept, new, loss[idx])
-            lam[idx] = torch.where(accept, lam[idx] / 3, (lam[idx] * 4).clamp(max=1e16))
-            steps[idx] += 1
-            losses.append(loss.clone())
-            if len(losses) > window:
-                before = losses[-1 - window]
-                done = active & (before - loss <= rtol * before)
-                converged |= done
-                active &= ~done
-    trained = [copy.deepcopy(net).double() for net in nets]
-    ws, bs = unflatten(theta)
-    for j, net in enumerate(trained):
-        lins = [m for m in net if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            for lin, w, b in zip(lins, ws, bs, strict=True):
-                lin.weight.copy_(w[j])
-                lin.bias.copy_(b[j])
-    history = History(
-        loss=torch.stack(losses).numpy(),
-        steps=np.arange(len(losses)),
-        converged=bool(converged.all()),
-        extra={"steps": steps.numpy(), "converged": converged.numpy()},
-    )
-    return trained, history
+    params = [
+        torch.stack([p.detach().double() for p in ps])
+        for ps in zip(*(net.parameters() for net in nets), strict=True)
+    ]
+    model.set_members(torch.arange(len(nets)), params)
+    with single_thread():
+        history = fit_levenberg_marquardt(
+            model,
+            x,
+            y,
+            max_steps=max_steps,
+            tol=tol,
+            patience=patience,
+            damping=damping,
+        )
+    return [model.member(k) for k in range(len(nets))], history
 
 
 def fit_architectures(n_hidden: int, deep_widths=(2, 4, 8)) -> list[tuple]:
@@ -938,6 +850,7 @@ def train_sweep(
                 "pieces_after": np.array([count_pieces(n, lo, hi) for n in trained]),
                 "steps": history.extra["steps"],
                 "converged": history.extra["converged"],
+                "no_step": history.extra["no_step"],
                 "curve": history.loss[:, best],
                 "best": best,
                 "nets": trained,

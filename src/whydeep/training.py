@@ -189,35 +189,48 @@ def fit(
     )
 
 
-def _residuals_and_jacobian(weights, x_t, y, act, slope, with_jacobian=True):
+def _residuals_and_jacobian(params, x_t, y, act, slope, bias=False, jacobian=True):
     """Residuals ``(g, n)`` of ``g`` same-shape scalar-output MLPs on the inputs
     ``x_t`` (shape ``(n_in, n)``, one column per sample) and the transposed
-    Jacobian ``(g, n_params, n)`` with respect to the flattened weights.
+    Jacobian ``(g, n_params, n)`` with respect to the flattened ``params``
+    (each layer's weight, then its bias when ``bias``; as
+    :meth:`~whydeep.nets.BatchedMLP.width_groups` yields them).
 
     Samples run along the last axis, so every block of the Jacobian is filled
     by long contiguous products (this layout is several times faster than
     one row per sample for networks this narrow).
     """
+    weights = params[:: 1 + bias]
+    biases = params[1::2] if bias else [None] * len(weights)
     hidden, pre = [x_t.expand(weights[0].shape[0], -1, -1)], []
-    for i, w in enumerate(weights):
-        z = torch.bmm(w, hidden[-1])
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        z = (
+            torch.bmm(w, hidden[-1])
+            if b is None
+            else torch.baddbmm(b[..., None], w, hidden[-1])
+        )
         if i < len(weights) - 1:
             pre.append(z)
             hidden.append(act(z))
     residual = z[:, 0, :] - y
-    if not with_jacobian:
+    if not jacobian:
         return residual, None
     # reverse accumulation of d output / d pre-activation, all samples at once;
-    # the block of layer i is the outer product delta_i h_i^T for every sample
-    sizes = [w.shape[1] * w.shape[2] for w in weights]
-    ends = np.cumsum(sizes)
+    # the block of a weight is the outer product delta_i h_i^T for every
+    # sample, the block of a bias is delta_i itself
+    ends = np.cumsum([p[0].numel() for p in params])
     jac_t = torch.empty(z.shape[0], ends[-1], z.shape[2], dtype=z.dtype)
     delta = torch.ones_like(z)
     for i in range(len(weights) - 1, -1, -1):
-        block = jac_t[:, ends[i] - sizes[i] : ends[i]].unflatten(
-            1, weights[i].shape[1:]
+        j = i * (1 + bias)
+        block = jac_t[:, ends[j] - params[j][0].numel() : ends[j]]
+        torch.mul(
+            delta[:, :, None, :],
+            hidden[i][:, None, :, :],
+            out=block.unflatten(1, weights[i].shape[1:]),
         )
-        torch.mul(delta[:, :, None, :], hidden[i][:, None, :, :], out=block)
+        if bias:
+            jac_t[:, ends[j] : ends[j + 1]] = delta
         if i > 0:
             delta = torch.bmm(weights[i].transpose(1, 2), delta) * slope(pre[i - 1])
     return residual, jac_t
@@ -274,7 +287,7 @@ def fit_levenberg_marquardt(
     Parameters
     ----------
     model : BatchedMLP
-        Without bias and with ``n_out == 1``; trained in place. Use float64
+        With ``n_out == 1``, with or without biases; trained in place. Use float64
         weights: the method reaches losses far below float32 resolution.
     x : torch.Tensor
         Inputs, shape ``(n_samples, n_in)``, shared by all members.
@@ -304,7 +317,8 @@ def fit_levenberg_marquardt(
     History
         ``loss`` has shape ``(n_steps + 1, n_models)`` (a stopped member repeats
         its final loss); ``extra['steps']`` holds the number of steps each member
-        took, ``extra['converged']`` whether it stopped by the rule above.
+        took, ``extra['converged']`` whether it stopped by the rule above and
+        ``extra['no_step']`` whether it stopped because ``λ`` exceeded ``1e12``.
     """
     from .nets import BatchedMLP
 
@@ -312,8 +326,10 @@ def fit_levenberg_marquardt(
         raise ValueError(
             f"model must be a whydeep.nets.BatchedMLP, got {type(model).__name__}"
         )
-    if model.biases is not None or model.weights[-1].shape[1] != 1:
-        raise ValueError("model must have no bias and n_out == 1")
+    if model.weights[-1].shape[1] != 1:
+        raise ValueError(
+            f"model must have n_out == 1, got {model.weights[-1].shape[1]}"
+        )
     max_steps = check_int("max_steps", max_steps, minimum=1)
     tol = check_float("tol", tol, nonnegative=True)
     patience = check_int("patience", patience, minimum=1)
@@ -332,11 +348,16 @@ def fit_levenberg_marquardt(
         )
     x_t, y = x.to(dtype).T, y.to(dtype)
 
-    def act(z):
-        return phi(model.activation, z)
-
-    def slope(z):
-        return phi_prime(model.activation, z)
+    def residuals(params, y, jacobian=True):
+        return _residuals_and_jacobian(
+            params,
+            x_t,
+            y,
+            lambda z: phi(model.activation, z),
+            lambda z: phi_prime(model.activation, z),
+            bias=model.biases is not None,
+            jacobian=jacobian,
+        )
 
     groups = [
         {
@@ -351,12 +372,13 @@ def fit_levenberg_marquardt(
     loss = torch.empty(n_models, dtype=dtype)
     with torch.no_grad():
         for g in groups:
-            r, _ = _residuals_and_jacobian(g["weights"], x_t, g["y"], act, slope, False)
+            r, _ = residuals(g["weights"], g["y"], jacobian=False)
             loss[g["idx"]] = (r**2).mean(dim=1)
     best = loss.clone()
     since_best = torch.zeros(n_models, dtype=torch.long)
     active = torch.ones(n_models, dtype=torch.bool)
     converged = torch.zeros(n_models, dtype=torch.bool)
+    no_step = torch.zeros(n_models, dtype=torch.bool)
     taken = torch.zeros(n_models, dtype=torch.long)
     losses = [loss.numpy().copy()]
     with torch.no_grad():
@@ -370,10 +392,7 @@ def fit_levenberg_marquardt(
                     continue
                 members = g["idx"][live]
                 weights = [w[live] for w in g["weights"]]
-                shapes = [w.shape[1:] for w in weights]
-                r, jac_t = _residuals_and_jacobian(
-                    weights, x_t, g["y"][live], act, slope
-                )
+                r, jac_t = residuals(weights, g["y"][live])
                 grad = (jac_t @ r[..., None]).squeeze(2)
                 direct = jac_t.shape[1] <= direct_max
                 if direct:
@@ -391,21 +410,17 @@ def fit_levenberg_marquardt(
                         jac_t, grad, lam[members, None] * scale, scale, cg_steps
                     )
                     info = torch.zeros(len(members), dtype=torch.int32)
-                flat = (
-                    torch.cat([w.flatten(start_dim=1) for w in weights], dim=1) + step
-                )
-                trial, start = [], 0
-                for shape in shapes:
-                    size = shape[0] * shape[1]
-                    trial.append(flat[:, start : start + size].reshape(-1, *shape))
-                    start += size
-                r_new, _ = _residuals_and_jacobian(
-                    trial, x_t, g["y"][live], act, slope, False
-                )
+                sizes = [w[0].numel() for w in weights]
+                trial = [
+                    w + s.view_as(w)
+                    for w, s in zip(weights, step.split(sizes, dim=1), strict=True)
+                ]
+                r_new, _ = residuals(trial, g["y"][live], jacobian=False)
                 new_loss = (r_new**2).mean(dim=1)
                 accept = (new_loss < loss[members]) & (info == 0)
-                for i, w in enumerate(g["weights"]):
-                    w[live] = torch.where(accept[:, None, None], trial[i], weights[i])
+                for w, old, new in zip(g["weights"], weights, trial, strict=True):
+                    keep = accept.view(-1, *[1] * (new.dim() - 1))
+                    w[live] = torch.where(keep, new, old)
                 loss[members] = torch.where(accept, new_loss, loss[members])
                 lam[members] = torch.where(accept, lam[members] / 3, lam[members] * 4)
             taken += active.long()
@@ -416,6 +431,7 @@ def fit_levenberg_marquardt(
             since_best = torch.where(improved, 0, since_best + (~stalled).long())
             done = active & ((since_best >= patience) | (loss == 0) | (lam > 1e12))
             converged |= done
+            no_step |= done & (lam > 1e12)
             active &= ~done
             losses.append(loss.numpy().copy())
             if callback is not None:
@@ -427,5 +443,9 @@ def fit_levenberg_marquardt(
         loss=np.array(losses),
         steps=np.arange(len(losses)),
         converged=bool(converged.all()),
-        extra={"steps": taken.numpy(), "converged": converged.numpy()},
+        extra={
+            "steps": taken.numpy(),
+            "converged": converged.numpy(),
+            "no_step": no_step.numpy(),
+        },
     )
