@@ -13,6 +13,12 @@
   the image's alt text is taken from there instead of being the file's path.
 - **One output box per cell** for what it prints, however the kernel flushed
   it (:func:`merge_streams`).
+- **Figures for phones.** A figure wider than a phone's column carries a
+  second rendering laid out for it (:func:`whydeep.plotting.phone_png`, stored
+  in a chunk of its PNG). The build writes that rendering to ``_images/``
+  beside the figure, offers it to narrow windows with ``<picture>``, and
+  removes it from the figure's own file, so that each reader downloads one of
+  the two.
 - **Slider frames are files.** The frames of an interactive figure travel inside
   the notebook as data URIs (so the notebook stays self-contained); in the HTML
   each frame is written once to ``_images/`` and the page refers to it, so the
@@ -197,17 +203,68 @@ def merge_streams(doctree) -> int:
 
 
 def _on_doctree_resolved(app, doctree, docname) -> None:
+    from whydeep.plotting import split_phone
+
     merge_streams(doctree)
     for node in doctree.findall(nodes.image):
-        alt = node.get("alt", "")
-        if alt and alt != node.get("uri"):
-            continue
         path = _image_path(app, node)
         if path is None or path.suffix.lower() != ".png":
             continue
-        description = png_text(path.read_bytes()).get("Description", "").strip()
+        data = path.read_bytes()
+        _, phone = split_phone(data)
+        if phone is not None:
+            target = Path(app.outdir) / "_images" / _phone_name(path.name)
+            if not target.exists() or target.read_bytes() != phone:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(phone)
+        alt = node.get("alt", "")
+        if alt and alt != node.get("uri"):
+            continue
+        description = png_text(data).get("Description", "").strip()
         if description:
             node["alt"] = description
+
+
+def _phone_name(name: str) -> str:
+    return name.removesuffix(".png") + "-phone.png"
+
+
+_IMG = re.compile(r'<img [^>]*?src="([^"]*_images/)([^"/]+\.png)"[^>]*>')
+
+
+def offer_phone_renderings(body: str, images: Path, media: str) -> str:
+    """Wrap each ``<img>`` of ``_images/NAME.png`` for which ``images`` holds
+    ``NAME-phone.png`` in a ``<picture>`` that offers that file, at twice the
+    pixels of its shown size, to windows matching ``media``."""
+    from whydeep.plotting import png_size
+
+    def wrap(match: re.Match) -> str:
+        folder, name = match.group(1), match.group(2)
+        phone = images / _phone_name(name)
+        if not phone.is_file():
+            return match.group(0)
+        width, height = png_size(phone.read_bytes()[:24])
+        return (
+            f'<picture><source media="{media}" '
+            f'srcset="{folder}{_phone_name(name)} 2x" '
+            f'width="{width // 2}" height="{height // 2}">'
+            f"{match.group(0)}</picture>"
+        )
+
+    return _IMG.sub(wrap, body)
+
+
+def _on_build_finished(app, exception) -> None:
+    """Take the phone renderings out of the figures' own files."""
+    from whydeep.plotting import split_phone
+
+    if exception is not None:
+        return
+    for path in (Path(app.outdir) / "_images").glob("*.png"):
+        data = path.read_bytes()
+        whole, phone = split_phone(data)
+        if phone is not None:
+            path.write_bytes(whole)
 
 
 # --------------------------------------------------------------------------
@@ -237,11 +294,17 @@ def _dedupe_scripts(context) -> None:
 
 
 def _on_html_page_context(app, pagename, templatename, context, doctree) -> None:
+    from whydeep.plotting import PHONE_MEDIA
+
     _dedupe_scripts(context)
     body = context.get("body")
-    if not body or "whydeep-slider" not in body:
+    if not body:
         return
     images = Path(app.outdir) / "_images"
+    if "_images/" in body:
+        body = context["body"] = offer_phone_renderings(body, images, PHONE_MEDIA)
+    if "whydeep-slider" not in body:
+        return
 
     def to_file(match: re.Match) -> str:
         kind, payload = match.group(1), match.group(2)
@@ -343,6 +406,7 @@ def setup(app):
     app.add_directive_to_domain("prf", "proof", _proof_directive(), override=True)
     _register_bibliography_style()
     app.connect("doctree-resolved", _on_doctree_resolved)
+    app.connect("build-finished", _on_build_finished)
     # Late, after the themes and extensions have added their page scripts.
     app.connect("html-page-context", _on_html_page_context, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

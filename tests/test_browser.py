@@ -38,6 +38,8 @@ WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 #: Pages whose authors are redrawing figures wider than the column: their wide
 #: figures are reported (xfail) rather than failed. Shrink, never grow.
 WIDE_FIGURES_PENDING: frozenset[str] = frozenset()
+#: The smallest text of the book's figures: 10.5 pt (whydeep.mplstyle) at 100 dpi.
+SMALLEST_FIGURE_TEXT_PX = 10.5 / 72 * 100
 BROWSER = chromium.find_browser()
 pytestmark = [
     pytest.mark.skipif(
@@ -290,9 +292,21 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             }).map(box => box.id || box.textContent.slice(0, 40)),
             mathjax: [...document.scripts].map(s => s.src)
                 .filter(s => /mathjax/i.test(s)),
+            small: parseFloat(getComputedStyle(
+                document.querySelector('.cell_output pre, div.highlight pre')
+                || document.body).fontSize),
+            // a <picture>'s source is offered at 2x: its naturalWidth is then
+            // half its pixels
             images: [...document.querySelectorAll('article.bd-article img')].map(
-                img => ({src: img.getAttribute('src'), alt: img.getAttribute('alt'),
-                         natural: img.naturalWidth, lazy: img.loading === 'lazy',
+                img => ({src: img.currentSrc || img.getAttribute('src'),
+                         alt: img.getAttribute('alt'),
+                         figure: !!img.closest('.cell_output, .whydeep-slider'),
+                         natural: img.naturalWidth * (/ 2x$/.test(
+                             (img.closest('picture')?.querySelector('source')
+                              ?.srcset) || '') && img.currentSrc.endsWith(
+                             img.closest('picture').querySelector('source')
+                             .srcset.split(' ')[0].split('/').pop()) ? 2 : 1),
+                         lazy: img.loading === 'lazy',
                          shown: img.getBoundingClientRect().width,
                          complete: img.complete})),
         };
@@ -314,7 +328,7 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
             f"{page}: display formulas wider than the column at {width} width "
             f"(break them over lines): {found['wideMath']}"
         )
-    wide = []
+    wide, small_text = [], []
     for image in found["images"]:
         name = image["src"]
         alt = (image["alt"] or "").strip()
@@ -334,6 +348,20 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
                 f"{name} is {image['natural'] / 2:.0f} px wide at 2x, wider than "
                 f"the {found['column']:.0f} px column (it is shrunk)"
             )
+        # A figure's smallest text (the style's 10.5 pt tick labels and legends,
+        # 14.6 px at the figure's natural size) is shown at least as large as
+        # the page's small text (its code and printed output): on a phone
+        # through the figure's phone rendering.
+        if image["figure"]:
+            scale = image["shown"] / (image["natural"] / 2)
+            text = SMALLEST_FIGURE_TEXT_PX * scale
+            if text < found["small"] - 0.05:
+                small_text.append(
+                    f"{name.rsplit('/', 1)[-1]} is shown at {scale:.0%}: its "
+                    f"{SMALLEST_FIGURE_TEXT_PX:.1f} px text appears at {text:.1f} px "
+                    f"(page's small text: {found['small']:.1f} px)"
+                )
+    assert not small_text, f"{page} at {width} width: " + "; ".join(small_text)
     if wide:
         message = f"{page}: " + "; ".join(wide)
         if page in WIDE_FIGURES_PENDING:

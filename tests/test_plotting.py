@@ -45,17 +45,26 @@ def test_static_slider_embeds_every_frame_and_one_control_per_parameter(monkeypa
         html,
     ).group(1)
     uris = json.loads(frames)
-    assert len(uris) == 6
-    assert all(u.startswith("data:image/png;base64,iVBOR") for u in uris)
+    # the style's figures are wider than a phone's column: each frame has a
+    # phone rendering too
+    assert len(uris["wide"]) == len(uris["phone"]) == 6
+    assert all(
+        u.startswith("data:image/png;base64,iVBOR")
+        for u in uris["wide"] + uris["phone"]
+    )
+    assert (
+        f'<source media="{plotting.PHONE_MEDIA}" srcset="{uris["phone"][0]} 2x"' in html
+    )
     assert "<script>" in html and 'loading="lazy"' in html
     assert plt.get_fignums() == []  # every frame's figure was closed
 
 
 def test_slider_frames_are_sharp_and_shown_at_half_their_pixels(monkeypatch):
     html = plotting.static_slider(_draw, {"a": [1, 2]}, figsize=(4, 3)).data
-    uri = json.loads(
+    frames = json.loads(
         re.search(r'class="whydeep-slider-frames">(.*?)</script>', html).group(1)
-    )[0]
+    )
+    uri = frames["wide"][0]
     data = base64.b64decode(uri.split(",", 1)[1])
     dpi = matplotlib.rcParams["figure.dpi"]
     width, height = plotting.png_size(data)
@@ -64,6 +73,57 @@ def test_slider_frames_are_sharp_and_shown_at_half_their_pixels(monkeypatch):
     # the alt text says what the frame shows, not where its file is
     alt = re.search(r'<img alt="([^"]*)"', html).group(1)
     assert "Interactive figure" in alt and "x" in alt
+    # a figure that fits a phone's column needs no phone rendering
+    narrow = plotting.static_slider(_draw, {"a": [1, 2]}, figsize=(3, 2)).data
+    assert '"phone": null' in narrow and "<source" not in narrow
+
+
+def _two_panels():
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel("x")
+    axes[0].set_ylabel("y")
+    return fig, axes
+
+
+def test_phone_rendering_stacks_the_panels_in_the_phone_column():
+    fig, axes = _two_panels()
+    before = plotting.png_bytes(fig)
+    phone = plotting.phone_figure(fig)
+    # a copy, as wide as a phone's column, panels one above the other, text
+    # at the size it was set, tick labels a shared axis had hidden shown again
+    assert phone is not fig and plt.get_fignums() == [fig.number]
+    assert phone.get_size_inches()[0] == plotting.PHONE_WIDTH
+    phone.canvas.draw()
+    (top, bottom) = [ax.get_position() for ax in phone.axes]
+    assert top.y0 > bottom.y1 and abs(top.x0 - bottom.x0) < 0.05
+    assert all(t.label1.get_visible() for t in phone.axes[1].yaxis.get_major_ticks())
+    size = {t.get_fontsize() for t in phone.axes[0].get_xticklabels()}
+    assert size == {t.get_fontsize() for t in axes[0].get_xticklabels()}
+    # the figure itself is left as it was
+    assert plotting.png_bytes(fig) == before
+    plt.close(phone)
+    plt.close(fig)
+
+
+def test_phone_rendering_travels_inside_the_figure_png():
+    fig, _ = _two_panels()
+    wide = plotting.png_bytes(fig)
+    phone = plotting.phone_png(fig)
+    plt.close(fig)
+    width, _ = plotting.png_size(phone)
+    # the tight crop keeps a margin of 0.1 inch on each side
+    assert width <= 2 * (plotting.PHONE_WIDTH + 0.3) * matplotlib.rcParams["figure.dpi"]
+    both = plotting.with_phone(wide, phone)
+    assert plotting.png_size(both) == plotting.png_size(wide)
+    assert plotting.split_phone(both) == (wide, phone)
+    assert plotting.split_phone(wide) == (wide, None)
+    with pytest.raises(ValueError, match="phone"):
+        plotting.with_phone(wide, b"not a png")
+    small = plt.figure(figsize=(3, 2))
+    assert plotting.phone_png(small) is None  # it fits the phone already
+    plt.close(small)
 
 
 def test_describe_names_the_title_panels_and_axes():
@@ -163,3 +223,22 @@ def test_plot_network_draws_one_dot_per_shown_unit():
     plt.close(fig)
     with pytest.raises(ValueError, match="sizes"):
         plotting.plot_network(ax, [3])
+
+
+def test_no_figure_text_is_set_below_the_style_smallest_size():
+    # the browser test checks how large the style's smallest text appears on
+    # a page; a figure that sets a smaller size by hand would escape it
+    style = Path(plotting.style_path()).read_text()
+    smallest = min(
+        float(v)
+        for v in re.findall(r"^\w+\.(?:labelsize|fontsize): ([\d.]+)", style, re.M)
+    )
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.glob("book/*.md"), *root.glob("src/whydeep/*.py")]
+    small = [
+        f"{path.name}: {match.group(0)}"
+        for path in sources
+        for match in re.finditer(r"(?:fontsize|labelsize)=([\d.]+)", path.read_text())
+        if float(match.group(1)) < smallest
+    ]
+    assert smallest >= 10.5 and not small, small

@@ -65,7 +65,9 @@ def page_weight(html_dir: Path, page: str) -> dict[str, int]:
     - ``html``: the page's HTML;
     - ``total``: the HTML and every local image it shows when opened (an
       interactive figure's first frame; its other frames load when the slider
-      reaches them and are counted in ``frames``);
+      reaches them and are counted in ``frames``), on a desktop or on a phone,
+      whichever downloads more (a phone loads a figure's phone rendering,
+      offered by ``<picture>``, in place of the figure);
     - ``assets``: the scripts and style sheets it loads (shared by all pages and
       cached by the browser after the first).
     """
@@ -84,6 +86,12 @@ def page_weight(html_dir: Path, page: str) -> dict[str, int]:
         return sum(p.stat().st_size for p in files)
 
     shown = re.findall(r'<img[^>]+src="([^"]+)"', text)
+    # a phone takes the <source> of a <picture> instead of its <img>
+    pictures = re.findall(
+        r'<picture><source[^>]+srcset="([^" ]+) 2x"[^>]*><img[^>]+src="([^"]+)"', text
+    )
+    instead = {img: phone for phone, img in pictures}
+    on_phone = [instead.get(ref, ref) for ref in shown]
     frames = [
         ref
         for block in re.findall(
@@ -96,7 +104,7 @@ def page_weight(html_dir: Path, page: str) -> dict[str, int]:
     )
     return {
         "html": html,
-        "total": html + total(shown),
+        "total": html + max(total(shown), total(on_phone)),
         "frames": total(set(frames) - set(shown)),
         "assets": total(assets),
     }

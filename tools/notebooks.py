@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import copy
 import re
 import subprocess
@@ -801,9 +802,20 @@ def render_notebook(
     Markdown is rendered (see :class:`Renderer`); every exercise's solution is
     moved, in order, under a "Solutions" heading at the end of the notebook
     (before the chapter's references), its cells tagged ``solution``. Code
-    cells keep their source, outputs and relative order.
+    cells keep their source, outputs and relative order; a figure's PNG loses
+    the phone rendering it carries for the web pages
+    (:func:`whydeep.plotting.split_phone`), which a notebook never shows.
     """
+    from whydeep.plotting import split_phone
+
     notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                whole, phone = split_phone(base64.b64decode(png))
+                if phone is not None:
+                    output["data"]["image/png"] = base64.b64encode(whole).decode()
     pieces = _split_solutions(notebook.cells)
     body = [cell for cell, owner in pieces if owner is None]
     solutions: dict[str, list] = {}

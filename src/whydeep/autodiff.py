@@ -1176,7 +1176,7 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
     ``jacrev`` against the input dimension (left, output fixed at ``fixed``) and
     the output dimension (right, input fixed at ``fixed``), with the formulas
     ``(d_0 + 2) P`` and ``(d_L + 1) P`` as lines."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     from .plotting import colors
 
@@ -1229,12 +1229,12 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
             ax.axvline(fixed, color="0.5", ls=":", lw=1)
         # times span about one decade: label 1-2-5 steps as plain numbers
         bottom.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bottom.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
         bottom.yaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel("multiply-adds")
     axes[1, 0].set_ylabel("wall-clock time (ms)")
-    axes[0, 0].legend(fontsize=8)
-    axes[1, 0].legend(fontsize=8)
+    axes[0, 0].legend()
+    axes[1, 0].legend()
 
 
 def plot_memory_sweep(ax, n_layers, memory: dict) -> None:

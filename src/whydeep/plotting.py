@@ -23,12 +23,14 @@ import io
 import itertools
 import json
 import re
+import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from importlib import resources
 
 import matplotlib as mpl
 
-from ._checks import check_int
+from ._checks import check_float, check_int
 from ._runtime import in_book_build
 
 STYLE = "whydeep.mplstyle"
@@ -123,9 +125,222 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+#: Width in inches of a figure's phone rendering: at the style's 100 dpi, the
+#: CSS pixels of the text column of a phone 390 px wide, so that the phone
+#: shows the figure at its natural size and its text at the size it was set.
+PHONE_WIDTH = 3.2
+#: Below this many CSS pixels of window width the book shows phone renderings.
+PHONE_MEDIA = "(max-width: 576px)"
+#: The PNG chunk that carries a figure's phone rendering inside its PNG
+#: (ancillary, private, safe to copy: viewers that do not know it skip it).
+PHONE_CHUNK = b"wdPh"
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return (
+        len(body).to_bytes(4, "big")
+        + kind
+        + body
+        + zlib.crc32(kind + body).to_bytes(4, "big")
+    )
+
+
+def with_phone(data: bytes, phone: bytes) -> bytes:
+    """PNG ``data`` with the PNG ``phone`` stored in a :data:`PHONE_CHUNK` chunk."""
+    for name, png in (("data", data), ("phone", phone)):
+        if not png.startswith(b"\x89PNG") or not png.endswith(_chunk(b"IEND", b"")):
+            raise ValueError(f"{name} must be a whole PNG image, got other bytes")
+    end = len(data) - 12
+    return data[:end] + _chunk(PHONE_CHUNK, phone) + data[end:]
+
+
+def split_phone(data: bytes) -> tuple[bytes, bytes | None]:
+    """``data`` without its phone rendering, and the rendering (``None`` if none)."""
+    png_size(data)
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == PHONE_CHUNK:
+            return (
+                data[:pos] + data[pos + 12 + length :],
+                data[pos + 8 : pos + 8 + length],
+            )
+        pos += 12 + length
+    return data, None
+
+
+def _panels(fig):
+    return [
+        ax for ax in fig.axes if ax.get_visible() and ax.get_subplotspec() is not None
+    ]
+
+
+def phone_figure(fig, width: float = PHONE_WIDTH):
+    """A copy of ``fig`` laid out for a phone's column, or ``None`` if it cannot
+    be copied.
+
+    The copy is ``width`` inches wide, with the same text sizes; panels that
+    stood side by side are stacked, one to a row (two to a row from six
+    panels on, if their titles are short), each keeping its shape unless that
+    would make it lower than 2.4 inches. Tick labels hidden because neighbours
+    shared an axis are shown again, since the neighbour may now be far away.
+    A legend that would cover much of its narrower panel, or not fit in it,
+    moves under the panel, and text wider than the figure breaks over lines
+    (:func:`_legends_for_phone`).
+    """
+    import pickle
+
+    import matplotlib.pyplot as plt
+
+    width = check_float("width", width, positive=True)
+    current = plt.get_fignums() and plt.gcf()
+    try:
+        copy = pickle.loads(pickle.dumps(fig))
+    except Exception:  # a figure holding something unpicklable: no phone copy
+        return None
+    # unpickling registers the copy with pyplot: leave pyplot as it was
+    plt.close(copy)
+    if current and plt.fignum_exists(current.number):
+        plt.figure(current.number)
+    panels = _panels(copy)
+    grids = {
+        ax.get_subplotspec().get_topmost_subplotspec().get_gridspec() for ax in panels
+    }
+    old_w, old_h = copy.get_size_inches()
+    if len(grids) != 1 or not panels:
+        scale = width / old_w
+        copy.set_size_inches(width, max(old_h * scale, min(old_h, 2.4)))
+        _legends_for_phone(copy)
+        return copy
+    (grid,) = grids
+    n_rows, n_cols = grid.get_geometry()
+    panel_w, panel_h = old_w / n_cols, old_h / n_rows
+    top = sorted(
+        panels,
+        key=lambda ax: (
+            ax.get_subplotspec().get_topmost_subplotspec().rowspan.start,
+            ax.get_subplotspec().get_topmost_subplotspec().colspan.start,
+        ),
+    )
+    short = all(len(ax.get_title()) <= 16 for ax in top)
+    cols = 2 if len(top) >= 6 and n_cols >= 2 and short else 1
+    cells, row, col = [], 0, 0
+    for ax in top:
+        spec = ax.get_subplotspec().get_topmost_subplotspec()
+        wide = len(spec.colspan) > 1 and cols > 1
+        if wide and col:
+            row, col = row + 1, 0
+        cells.append((row, slice(0, cols) if wide else col))
+        row, col = (row + 1, 0) if wide or col + 1 == cols else (row, col + 1)
+    n_new = row + (col > 0)
+    new_w = width / cols
+    new_h = max(panel_h * new_w / panel_w, min(panel_h, 2.4))
+    copy.set_size_inches(width, new_h * n_new)
+    layout = copy.add_gridspec(n_new, cols)
+    for ax, (r, c) in zip(top, cells, strict=True):
+        ax.set_subplotspec(layout[r, c])
+        ax.tick_params(labelbottom=True, labelleft=True)
+    _legends_for_phone(copy)
+    return copy
+
+
+def _legends_for_phone(fig) -> None:
+    """Move legends that crowd a phone layout out of the way, in place, and let
+    every text break over lines where it is wider than the figure.
+
+    A panel's legend that covers more than an eighth of its panel, or is
+    wider than it, goes under the panel (below its axis label), in two
+    columns if they fit, else one; a figure legend goes under the figure. The
+    figure grows by the height the moved legends take.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+    from matplotlib.transforms import ScaledTranslation
+
+    # an unpickled figure has a bare canvas: give it one that draws
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    # titles and labels longer than the narrow figure break over lines
+    for text in fig.findobj(Text):
+        text.set_wrap(True)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    grow = 0.0
+    for ax in _panels(fig):
+        old = ax.get_legend()
+        if old is None or not old.get_visible():
+            continue
+        box, area = old.get_window_extent(renderer), ax.bbox
+        overlap = max(0.0, min(box.x1, area.x1) - max(box.x0, area.x0)) * max(
+            0.0, min(box.y1, area.y1) - max(box.y0, area.y0)
+        )
+        if overlap <= area.width * area.height / 8 and box.width <= area.width:
+            continue
+        handles = old.legend_handles
+        labels = [t.get_text() for t in old.get_texts()]
+        title = old.get_title().get_text() or None
+        old.set_visible(False)
+        below = (area.y0 - ax.get_tightbbox(renderer).y0) / fig.dpi + 0.05
+        place = ax.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans)
+        for ncols in (2, 1):
+            new = ax.legend(
+                handles,
+                labels,
+                title=title,
+                ncols=min(ncols, len(labels)),
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0),
+                bbox_transform=place,
+            )
+            if new.get_window_extent(renderer).width <= fig.bbox.width * 0.95:
+                break
+        grow += new.get_window_extent(renderer).height / fig.dpi + below
+    for old in list(fig.legends):
+        handles = old.legend_handles
+        labels = [t.get_text() for t in old.get_texts()]
+        old.remove()
+        for ncols in (2, 1):
+            new = fig.legend(
+                handles,
+                labels,
+                ncols=min(ncols, len(labels)),
+                loc="outside lower center",
+            )
+            if new.get_window_extent(renderer).width <= fig.bbox.width * 0.95:
+                break
+            new.remove()
+        grow += new.get_window_extent(renderer).height / fig.dpi
+    if grow:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + grow)
+
+
+def phone_png(fig, *, tight: bool = True) -> bytes | None:
+    """The PNG of :func:`phone_figure` (``tight`` as in :func:`png_bytes`), or
+    ``None`` if ``fig`` already fits a phone's column or cannot be copied."""
+    import matplotlib.pyplot as plt
+
+    if fig.get_size_inches()[0] <= PHONE_WIDTH * 1.05:
+        return None
+    # a layout squeezed on the way (before a legend moves) may warn: the
+    # reader of the page never sees this copy drawn, so the warning is not theirs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copy = phone_figure(fig)
+        if copy is None:
+            return None
+        try:
+            return png_bytes(copy, tight=tight)
+        finally:
+            plt.close(copy)
+
+
 def _figure_png(fig):
     data = png_bytes(fig)
     width, height = png_size(data)
+    phone = phone_png(fig)
+    if phone is not None:
+        data = with_phone(data, phone)
     shown = {"width": width // PIXEL_RATIO, "height": height // PIXEL_RATIO}
     return data, shown
 
@@ -167,16 +382,24 @@ def colors() -> list[str]:
         return list(mpl.rcParams["axes.prop_cycle"].by_key()["color"])
 
 
-def _png(fig) -> tuple[str, tuple[int, int], str]:
-    """A frame: the PNG as a data URI, its shown size, its description."""
+def _uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _png(fig) -> tuple[str, tuple[int, int], str, tuple | None]:
+    """A frame: the PNG as a data URI, its shown size, its description, and its
+    phone rendering as ``(uri, shown size)`` (``None`` if it has none)."""
     import matplotlib.pyplot as plt
 
     data = png_bytes(fig, tight=False)  # every frame the same size
     width, height = png_size(data)
     text = describe(fig)
+    phone = phone_png(fig, tight=False)
     plt.close(fig)
-    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    return uri, (width // PIXEL_RATIO, height // PIXEL_RATIO), text
+    if phone is not None:
+        p_width, p_height = png_size(phone)
+        phone = _uri(phone), (p_width // PIXEL_RATIO, p_height // PIXEL_RATIO)
+    return _uri(data), (width // PIXEL_RATIO, height // PIXEL_RATIO), text, phone
 
 
 def _check_slider_values(params: dict) -> dict[str, list]:
@@ -240,11 +463,20 @@ def static_slider(
         frames.append(_png(fig))
     start = [params[n].index(initial[n]) if n in initial else 0 for n in names]
     labels = [[fmt(v) for v in params[n]] for n in names]
-    uris = [uri for uri, _, _ in frames]
+    uris = [frame[0] for frame in frames]
+    phones = [frame[3] for frame in frames]
+    phones = None if None in phones else phones
     uid = "whydeep-slider-" + hashlib.sha1("".join(uris).encode()).hexdigest()[:12]
     sizes = [len(params[n]) for n in names]
     first = sum(i * s for i, s in zip(start, _strides(sizes), strict=True))
     (width, height), text = frames[first][1], frames[first][2]
+    source = ""
+    if phones is not None:
+        (p_width, p_height) = phones[first][1]
+        source = (
+            f'<source media="{PHONE_MEDIA}" srcset="{phones[first][0]} 2x" '
+            f'width="{p_width}" height="{p_height}">'
+        )
     alt = "Interactive figure, one frame per slider position. " + (
         text
         or "Frame for "
@@ -274,18 +506,21 @@ def static_slider(
         "function update(){var k=0;inputs.forEach(function(el){"
         "var p=+el.dataset.param;k+=strides[p]*(+el.value);"
         "el.nextElementSibling.textContent=labels[p][+el.value];});"
-        "img.src=frames[k];}"
+        "img.src=frames.wide[k];"
+        'if(frames.phone){root.querySelector("source").srcset='
+        'frames.phone[k]+" 2x";}}'
         'inputs.forEach(function(el){el.addEventListener("input",update);});'
         "})();"
     )
     body = (
-        f'<div class="whydeep-slider" id="{uid}">'
+        f'<div class="whydeep-slider" id="{uid}"><picture>{source}'
         f'<img alt="{html.escape(alt)}" width="{width}" height="{height}" '
         'loading="lazy" style="max-width:100%;height:auto" '
-        f'src="{uris[first]}">'
+        f'src="{uris[first]}"></picture>'
         f"<div>{controls}</div>"
         '<script type="application/json" class="whydeep-slider-frames">'
-        f"{json.dumps(uris)}</script>"
+        f"{json.dumps({'wide': uris, 'phone': phones and [u for u, _ in phones]})}"
+        "</script>"
         f"<script>{script}</script></div>"
     )
     return HTML(body)
