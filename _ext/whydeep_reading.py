@@ -19,6 +19,10 @@
   beside the figure, offers it to narrow windows with ``<picture>``, and
   removes it from the figure's own file, so that each reader downloads one of
   the two.
+- **Only the icons the site shows.** The theme ships Font Awesome's script
+  with the drawings of all its two thousand icons (1.5 MB, loaded by every
+  page); the build keeps the drawings of the icons its pages name
+  (:func:`subset_icons`).
 - **Slider frames are files.** The frames of an interactive figure travel inside
   the notebook as data URIs (so the notebook stays self-contained); in the HTML
   each frame is written once to ``_images/`` and the page refers to it, so the
@@ -255,16 +259,48 @@ def offer_phone_renderings(body: str, images: Path, media: str) -> str:
 
 
 def _on_build_finished(app, exception) -> None:
-    """Take the phone renderings out of the figures' own files."""
+    """Take the phone renderings out of the figures' own files, and the icons
+    no page shows out of the icon script."""
     from whydeep.plotting import split_phone
 
     if exception is not None:
         return
-    for path in (Path(app.outdir) / "_images").glob("*.png"):
+    out = Path(app.outdir)
+    for path in (out / "_images").glob("*.png"):
         data = path.read_bytes()
         whole, phone = split_phone(data)
         if phone is not None:
             path.write_bytes(whole)
+    icons = out / "_static" / "scripts" / "fontawesome.js"
+    if icons.is_file():
+        texts = [p.read_text(errors="replace") for p in out.rglob("*.html")]
+        texts += [
+            p.read_text(errors="replace")
+            for p in (out / "_static").rglob("*.js")
+            if p != icons
+        ]
+        used = {m for text in texts for m in _ICON_CLASS.findall(text)}
+        icons.write_text(subset_icons(icons.read_text(), used))
+
+
+_ICON_CLASS = re.compile(r"\bfa-([a-z0-9-]+)")
+# One icon of Font Awesome's bundle: name: [width, height, [aliases], "code", path]
+_ICON = re.compile(
+    r'(?P<key>"[^"\\]+"|[A-Za-z0-9_$]+):\[\d+,\d+,\[(?P<aliases>[^\]]*)\],'
+    r'"[0-9a-f]+",(?:"[^"]*"|\[[^\]]*\])\],?'
+)
+
+
+def subset_icons(script: str, used: set[str]) -> str:
+    """Font Awesome's ``script`` keeping only the icons named (or aliased) in
+    ``used``; its code and everything else stay as they are."""
+
+    def keep(match: re.Match) -> str:
+        names = {match.group("key").strip('"')}
+        names |= set(re.findall(r'"([^"]+)"', match.group("aliases")))
+        return match.group(0) if names & used else ""
+
+    return _ICON.sub(keep, script)
 
 
 # --------------------------------------------------------------------------

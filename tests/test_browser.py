@@ -290,6 +290,11 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
                 const m = box.querySelector('mjx-container > mjx-math');
                 return m && m.getBoundingClientRect().width > box.clientWidth + 1;
             }).map(box => box.id || box.textContent.slice(0, 40)),
+            // Font Awesome draws each icon it knows as an <svg> in place of
+            // its <i>: an <i> left means an icon the site's script lacks
+            icons: document.querySelectorAll('svg.svg-inline--fa').length,
+            missingIcons: [...document.querySelectorAll('i[class*="fa-"]')]
+                .map(i => i.className),
             mathjax: [...document.scripts].map(s => s.src)
                 .filter(s => /mathjax/i.test(s)),
             small: parseFloat(getComputedStyle(
@@ -316,6 +321,9 @@ def test_every_page_reads_offline_without_errors(site, browser, page, width):
     assert found["pageWidth"] <= found["innerWidth"] + 1, (
         f"{page} scrolls sideways at {width} width: "
         f"{found['pageWidth']} px for a {found['innerWidth']} px window"
+    )
+    assert found["icons"] > 0 and not found["missingIcons"], (
+        f"{page}: icons not drawn: {found['missingIcons']}"
     )
     if found["maths"]:
         assert all(src.startswith(site) for src in found["mathjax"]), found["mathjax"]

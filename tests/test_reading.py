@@ -75,6 +75,28 @@ def test_merge_streams_joins_runs_of_printed_output():
     assert [c.astext() for c in cell.children] == ["a\nb\nc", "e\n", "figure", "d\n"]
 
 
+def test_subset_icons_keeps_the_named_icons_and_their_aliases():
+    script = (
+        'var a={bars:[448,512,["navicon"],"f0c9","M0 96z"],'
+        '"magnifying-glass":[512,512,[128269,"search"],"f002","M416 208z"],'
+        'yelp:[384,512,[],"f1e9","M42 240z"]};defineIcons("fas",a);'
+    )
+    kept = whydeep_reading.subset_icons(script, {"search", "navicon", "xmark"})
+    assert "bars:" in kept and '"magnifying-glass":' in kept
+    assert "yelp" not in kept and kept.endswith('defineIcons("fas",a);')
+    assert whydeep_reading.subset_icons(script, set()).startswith("var a={}")
+
+
+def test_the_built_icon_script_holds_only_the_icons_the_site_names():
+    icons = HTML / "_static" / "scripts" / "fontawesome.js"
+    if not icons.is_file():
+        pytest.skip("no built book: run make book")
+    text = icons.read_text()
+    names = {m.group("key").strip('"') for m in whydeep_reading._ICON.finditer(text)}
+    assert {"bars", "magnifying-glass", "list", "xmark"} <= names
+    assert len(names) < 40 and icons.stat().st_size < 200_000
+
+
 def test_png_text_reads_nothing_from_other_files():
     assert whydeep_reading.png_text(b"GIF89a...") == {}
 

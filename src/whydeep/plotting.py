@@ -254,16 +254,20 @@ def _legends_for_phone(fig) -> None:
     figure grows by the height the moved legends take.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
     from matplotlib.transforms import ScaledTranslation
 
     # an unpickled figure has a bare canvas: give it one that draws
     if not hasattr(fig.canvas, "get_renderer"):
         FigureCanvasAgg(fig)
-    # titles and labels longer than the narrow figure break over lines
-    for text in fig.findobj(Text):
-        text.set_wrap(True)
-    fig.canvas.draw()
+    # titles and axis labels longer than the narrow figure break over lines
+    texts = [getattr(fig, f"_sup{k}", None) for k in ("title", "xlabel", "ylabel")]
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title]
+        texts += [ax.xaxis.label, ax.yaxis.label]
+    for text in texts:
+        if text is not None:
+            text.set_wrap(True)
+    fig.draw_without_rendering()  # lays the figure out: sizes are known
     renderer = fig.canvas.get_renderer()
     grow = 0.0
     for ax in _panels(fig):
