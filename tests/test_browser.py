@@ -421,7 +421,8 @@ def test_chapter_shows_launch_buttons_and_a_rendered_figure(site, browser):
 
 def test_slider_frames_are_files_beside_the_page(site, browser):
     """An interactive figure's frames are separate image files, loaded when the
-    slider reaches them, and moving the slider shows another frame."""
+    slider reaches them, and moving the slider shows another frame: on a phone,
+    the frame's phone rendering."""
     pages = [
         p
         for p in _executed_pages()
@@ -429,25 +430,32 @@ def test_slider_frames_are_files_beside_the_page(site, browser):
     ]
     if not pages:
         pytest.skip("no page of the built book has an interactive figure")
-    browser.viewport(*WIDTHS["desktop"])
-    browser.open(f"{site}/{pages[0]}.html")
-    found = browser.evaluate("""(async () => {
-        const root = document.querySelector('.whydeep-slider');
-        const img = root.querySelector('img');
-        img.scrollIntoView();
-        const frames = JSON.parse(
-            root.querySelector('.whydeep-slider-frames').textContent);
-        const before = img.src;
-        const input = root.querySelector('input[type=range]');
-        input.value = input.max;
-        input.dispatchEvent(new Event('input'));
-        await new Promise(r => img.complete ? r() : img.addEventListener('load', r));
-        return {frames, before, after: img.src, natural: img.naturalWidth};
-    })()""")
-    assert len(found["frames"]) > 1
-    assert not any(f.startswith("data:") for f in found["frames"]), "frames inlined"
-    assert found["before"] != found["after"]
-    assert found["natural"] > 0, "the slider's frame file did not load"
+    for width in WIDTHS:
+        browser.viewport(*WIDTHS[width])
+        browser.open(f"{site}/{pages[0]}.html")
+        found = browser.evaluate("""(async () => {
+            const root = document.querySelector('.whydeep-slider');
+            const img = root.querySelector('img');
+            img.loading = 'eager';
+            img.scrollIntoView();
+            const frames = JSON.parse(
+                root.querySelector('.whydeep-slider-frames').textContent);
+            await new Promise(r => img.complete ? r() : img.addEventListener('load', r));
+            const before = img.currentSrc;
+            const input = root.querySelector('input[type=range]');
+            input.value = input.max;
+            input.dispatchEvent(new Event('input'));
+            await new Promise(r => setTimeout(r, 50));
+            await new Promise(r => img.complete ? r() : img.addEventListener('load', r));
+            return {frames, before, after: img.currentSrc, natural: img.naturalWidth};
+        })()""")
+        wide, phone = found["frames"]["wide"], found["frames"]["phone"]
+        assert len(wide) > 1 and len(phone) == len(wide), width
+        assert not any(f.startswith("data:") for f in wide + phone), "frames inlined"
+        assert found["before"] != found["after"], width
+        shown = phone if width == "phone" else wide
+        assert found["after"].endswith(shown[-1].rsplit("/", 1)[-1]), (width, found)
+        assert found["natural"] > 0, "the slider's frame file did not load"
 
 
 def test_a_collapsed_solution_opens_from_its_title_link(site, browser):

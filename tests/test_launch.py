@@ -114,6 +114,32 @@ def sample_index():
     )
 
 
+def test_rendered_figures_leave_their_phone_rendering_behind(sample_index):
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from whydeep import plotting
+
+    fig = plt.figure(figsize=(8, 3))
+    fig.add_subplot().plot([0, 1])
+    wide, phone = plotting.png_bytes(fig), plotting.phone_png(fig)
+    plt.close(fig)
+    both = base64.b64encode(plotting.with_phone(wide, phone)).decode()
+    cell = nbformat.v4.new_code_cell("plt.show()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": both})]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    (rendered,) = notebooks.render_notebook(
+        notebook, "book/page", sample_index, ROOT
+    ).cells
+    shown = base64.b64decode(rendered.outputs[0]["data"]["image/png"])
+    assert shown == wide
+    assert cell.outputs[0]["data"]["image/png"] == both  # the input is untouched
+
+
 def test_renders_roles_directives_equations_and_moves_the_solution(sample_index):
     rendered = notebooks.render_notebook(
         _sample_notebook(), "book/page", sample_index, ROOT

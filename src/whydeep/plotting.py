@@ -222,7 +222,7 @@ def phone_figure(fig, width: float = PHONE_WIDTH):
             ax.get_subplotspec().get_topmost_subplotspec().colspan.start,
         ),
     )
-    short = all(len(ax.get_title()) <= 16 for ax in top)
+    short = all(len(ax.get_title().translate(_PLAIN)) <= 16 for ax in top)
     cols = 2 if len(top) >= 6 and n_cols >= 2 and short else 1
     cells, row, col = [], 0, 0
     for ax in top:
