@@ -366,7 +366,11 @@ def test_pieces_of_trained_networks_are_exact_and_bounded(page_sweeps):
             # the pieces reproduce the network, up to round-off, which grows
             # with the product of the layers' norms ...
             norms = [
-                1 + float(lin.weight.detach().abs().sum(1).max() + lin.bias.abs().max())
+                1
+                + float(
+                    lin.weight.detach().abs().sum(1).max()
+                    + lin.bias.detach().abs().max()
+                )
                 for lin in linear_layers(net)
             ]
             atol = 1e-13 * np.prod(norms)
