@@ -87,3 +87,20 @@ def test_rebuild_reuses_cache_and_package_edit_reexecutes(tmp_path):
     assert "n_params(10, 3, 2) = 271828" in _conventions_html(book), (
         "the page still shows the old package's output"
     )
+
+
+def test_one_page_builds_alone_with_warnings_as_errors(tmp_path):
+    """``make page``: a page with the preface and the conventions, whose links to
+    the chapters left out are the only warnings allowed."""
+    book = tmp_path / "book"
+    _copy_book(book)
+    result = subprocess.run(
+        [sys.executable, str(book / "tools" / "build_page.py"), "conventions"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    html = book / "_build" / "page-conventions" / "_build" / "html" / "book"
+    assert (html / "conventions.html").is_file() and (html / "index.html").is_file()

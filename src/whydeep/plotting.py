@@ -185,8 +185,8 @@ def phone_figure(fig, width: float = PHONE_WIDTH):
     would make it lower than 2.4 inches. Tick labels hidden because neighbours
     shared an axis are shown again, since the neighbour may now be far away.
     A legend that would cover much of its narrower panel, or not fit in it,
-    moves under the panel, and text wider than the figure breaks over lines
-    (:func:`_legends_for_phone`).
+    moves under the panel, and titles and labels wider than the figure break
+    over lines (:func:`_legends_for_phone`).
     """
     import pickle
 
@@ -246,7 +246,7 @@ def phone_figure(fig, width: float = PHONE_WIDTH):
 
 def _legends_for_phone(fig) -> None:
     """Move legends that crowd a phone layout out of the way, in place, and let
-    every text break over lines where it is wider than the figure.
+    titles and axis labels break over lines where they are wider than the figure.
 
     A panel's legend that covers more than an eighth of its panel, or is
     wider than it, goes under the panel (below its axis label), in two
