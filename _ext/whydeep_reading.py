@@ -35,7 +35,6 @@ import base64
 import hashlib
 import itertools
 import re
-import struct
 import zlib
 from pathlib import Path
 
@@ -129,14 +128,11 @@ def _register_bibliography_style() -> None:
 
 def png_text(data: bytes) -> dict[str, str]:
     """The tEXt, zTXt and iTXt entries of a PNG (empty for anything else)."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return {}
-    found, pos = {}, 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
+    from whydeep.plotting import png_chunks
+
+    found = {}
+    for kind, start, end in png_chunks(data):
+        body = data[start + 8 : end - 4]
         try:
             if kind == b"tEXt":
                 key, _, value = body.partition(b"\0")

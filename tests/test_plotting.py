@@ -242,3 +242,53 @@ def test_no_figure_text_is_set_below_the_style_smallest_size():
         if float(match.group(1)) < smallest
     ]
     assert smallest >= 10.5 and not small, small
+
+
+def test_phone_rendering_moves_crowding_legends_under_their_panel():
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for ax in axes:
+        for k in range(6):
+            ax.plot([0, 1], [k, k + 1], label=f"a long legend label {k}")
+    axes[0].legend(loc="upper left")
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncols=6)
+    axes[1].set_title("a title much too long for a phone's narrow figure to hold")
+    phone = plotting.phone_figure(fig)
+    plt.close(fig)
+    phone.draw_without_rendering()
+    renderer = phone.canvas.get_renderer()
+    (top, bottom) = plotting._panels(phone)
+    legend = top.get_legend().get_window_extent(renderer)
+    # under its panel and its axis labels, whole, inside the figure
+    assert legend.y1 <= top.xaxis.get_tightbbox(renderer).y0 + 1
+    assert legend.width <= phone.bbox.width
+    # the figure legend keeps every entry and fits, under the figure
+    (figure_legend,) = phone.legends
+    assert len(figure_legend.get_texts()) == 6
+    assert figure_legend.get_window_extent(renderer).width <= phone.bbox.width
+    assert bottom.title.get_wrap()
+    plt.close(phone)
+
+
+def test_phone_rendering_of_a_figure_without_a_grid_only_narrows_it():
+    fig = plt.figure(figsize=(8, 3))
+    fig.add_axes([0.1, 0.1, 0.8, 0.8]).plot([0, 1])
+    phone = plotting.phone_figure(fig)
+    plt.close(fig)
+    width, height = phone.get_size_inches()
+    assert width == plotting.PHONE_WIDTH and height >= 2.4
+    plt.close(phone)
+
+
+def test_the_style_sheet_shows_phone_renderings_below_the_same_width():
+    css = (Path(__file__).resolve().parents[1] / "_static" / "whydeep.css").read_text()
+    block = css[css.index("picture img") - 200 : css.index("picture img")]
+    assert f"@media {plotting.PHONE_MEDIA}" in block
+
+
+def test_png_chunks_walk_the_png():
+    fig = plt.figure(figsize=(2, 1))
+    data = plotting.png_bytes(fig)
+    plt.close(fig)
+    kinds = [kind for kind, _, _ in plotting.png_chunks(data)]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"IDAT" in kinds
+    assert list(plotting.png_chunks(b"GIF89a")) == []

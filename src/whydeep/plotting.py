@@ -154,18 +154,25 @@ def with_phone(data: bytes, phone: bytes) -> bytes:
     return data[:end] + _chunk(PHONE_CHUNK, phone) + data[end:]
 
 
-def split_phone(data: bytes) -> tuple[bytes, bytes | None]:
-    """``data`` without its phone rendering, and the rendering (``None`` if none)."""
-    png_size(data)
+def png_chunks(data: bytes):
+    """The chunks of PNG ``data`` in order, as ``(kind, start, end)``: the chunk
+    (length, kind, body and checksum) is ``data[start:end]`` and its body
+    ``data[start + 8 : end - 4]``. Nothing for bytes that are not a PNG."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return
     pos = 8
     while pos + 12 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
-        if data[pos + 4 : pos + 8] == PHONE_CHUNK:
-            return (
-                data[:pos] + data[pos + 12 + length :],
-                data[pos + 8 : pos + 8 + length],
-            )
+        yield data[pos + 4 : pos + 8], pos, pos + 12 + length
         pos += 12 + length
+
+
+def split_phone(data: bytes) -> tuple[bytes, bytes | None]:
+    """``data`` without its phone rendering, and the rendering (``None`` if none)."""
+    png_size(data)
+    for kind, start, end in png_chunks(data):
+        if kind == PHONE_CHUNK:
+            return data[:start] + data[end:], data[start + 8 : end - 4]
     return data, None
 
 
@@ -267,7 +274,9 @@ def _legends_for_phone(fig) -> None:
     for text in texts:
         if text is not None:
             text.set_wrap(True)
-    fig.draw_without_rendering()  # lays the figure out: sizes are known
+    with warnings.catch_warnings():  # a layout squeezed before legends move
+        warnings.simplefilter("ignore")
+        fig.draw_without_rendering()  # lays the figure out: sizes are known
     renderer = fig.canvas.get_renderer()
     grow = 0.0
     for ax in _panels(fig):
@@ -310,7 +319,8 @@ def _legends_for_phone(fig) -> None:
                 ncols=min(ncols, len(labels)),
                 loc="outside lower center",
             )
-            if new.get_window_extent(renderer).width <= fig.bbox.width * 0.95:
+            fits = new.get_window_extent(renderer).width <= fig.bbox.width * 0.95
+            if fits or ncols == 1:  # one column is the narrowest there is
                 break
             new.remove()
         grow += new.get_window_extent(renderer).height / fig.dpi

@@ -362,17 +362,17 @@ def fit_levenberg_marquardt(
     groups = [
         {
             "idx": idx,
-            "weights": w,
+            "params": params,
             "y": y[idx, :, 0] if y.dim() == 3 else y[:, 0].expand(len(idx), -1),
         }
-        for idx, w in model.width_groups()
+        for idx, params in model.width_groups()
     ]
 
     lam = torch.full((n_models,), damping, dtype=dtype)
     loss = torch.empty(n_models, dtype=dtype)
     with torch.no_grad():
         for g in groups:
-            r, _ = residuals(g["weights"], g["y"], jacobian=False)
+            r, _ = residuals(g["params"], g["y"], jacobian=False)
             loss[g["idx"]] = (r**2).mean(dim=1)
     best = loss.clone()
     since_best = torch.zeros(n_models, dtype=torch.long)
@@ -391,8 +391,8 @@ def fit_levenberg_marquardt(
                 if not live.any():
                     continue
                 members = g["idx"][live]
-                weights = [w[live] for w in g["weights"]]
-                r, jac_t = residuals(weights, g["y"][live])
+                live_params = [p[live] for p in g["params"]]
+                r, jac_t = residuals(live_params, g["y"][live])
                 grad = (jac_t @ r[..., None]).squeeze(2)
                 direct = jac_t.shape[1] <= direct_max
                 if direct:
@@ -410,15 +410,15 @@ def fit_levenberg_marquardt(
                         jac_t, grad, lam[members, None] * scale, scale, cg_steps
                     )
                     info = torch.zeros(len(members), dtype=torch.int32)
-                sizes = [w[0].numel() for w in weights]
+                sizes = [p[0].numel() for p in live_params]
                 trial = [
                     w + s.view_as(w)
-                    for w, s in zip(weights, step.split(sizes, dim=1), strict=True)
+                    for w, s in zip(live_params, step.split(sizes, dim=1), strict=True)
                 ]
                 r_new, _ = residuals(trial, g["y"][live], jacobian=False)
                 new_loss = (r_new**2).mean(dim=1)
                 accept = (new_loss < loss[members]) & (info == 0)
-                for w, old, new in zip(g["weights"], weights, trial, strict=True):
+                for w, old, new in zip(g["params"], live_params, trial, strict=True):
                     keep = accept.view(-1, *[1] * (new.dim() - 1))
                     w[live] = torch.where(keep, new, old)
                 loss[members] = torch.where(accept, new_loss, loss[members])
@@ -438,7 +438,7 @@ def fit_levenberg_marquardt(
                 callback(len(losses) - 1, int(active.sum()))
 
     for g in groups:
-        model.set_members(g["idx"], g["weights"])
+        model.set_members(g["idx"], g["params"])
     return History(
         loss=np.array(losses),
         steps=np.arange(len(losses)),
