@@ -50,6 +50,8 @@ def test_no_flips_gives_identical_items_up_to_root_sign():
 def test_block_means_staircase():
     has_bones = [-1, 1, 1, 1, -1, -1, -1, -1]
     assert np.allclose(dl.block_means(has_bones, item=0), [-0.25, 0.5, 0.0, -1.0])
+    ternary = dl.block_means(np.arange(9.0), item=7, n_levels=2, n_branches=3)
+    assert np.allclose(ternary, [4.0, 7.0, 7.0])
 
 
 def test_init_scale():
@@ -79,9 +81,7 @@ def test_aligned_start_follows_theorem_exactly(tree_data):
         n_epochs=2500,
         record_epochs=range(0, 2501, 10),
     )
-    flow = dl.predicted_modes(
-        s, a0, step=step, epochs=run.record_epochs, discrete=False
-    )
+    flow = dl.mode_strength(run.record_epochs, s, a0, step)
     assert np.abs(run.singular_values - flow).max() < 0.005 * s[0]
 
 
@@ -109,7 +109,7 @@ def test_random_start_half_times(tree_data):
     a0 = dl.initial_mode_strengths(features, *w)
     assert a0.max() < 1e-5 * s[-1]  # a tiny start
     simulated = grid.singular_values[0, 0]
-    t_sim = dl.half_epochs(grid.record_epochs, simulated, s)
+    t_sim = dl.learning_epochs(grid.record_epochs, simulated, s)
     t_flow = np.sort([dl.half_time(sk, ak, step) for sk, ak in zip(s, a0, strict=True)])
     assert np.allclose(t_sim[:4], t_flow[:4], rtol=0.01)
     assert np.allclose(t_sim, t_flow, rtol=0.03)
@@ -127,7 +127,7 @@ def test_discrete_rate_corrects_large_steps(tree_data):
     s = np.linalg.svd(features, compute_uv=False)
     step = dl.effective_step(lr, n_out, n_items)
     a0 = dl.initial_mode_strengths(features, *w)
-    t_sim = dl.half_epochs(grid.record_epochs, grid.singular_values[0, 0], s)[0]
+    t_sim = dl.learning_epochs(grid.record_epochs, grid.singular_values[0, 0], s)[0]
     t_flow = dl.half_time(s[0], a0[0], step)
     t_steps = dl.half_time(s[0], a0[0], step, discrete=True)
     assert abs(t_steps - t_sim) < 1.0 < abs(t_flow - t_sim)
@@ -186,7 +186,7 @@ def test_illusory_correlation_follows_group_means(tree_data):
         watch=(n_out - 1, 0),
     )
     s = np.linalg.svd(with_bones, compute_uv=False)
-    t_half = dl.half_epochs(grid.record_epochs, grid.singular_values[0, 0], s)
+    t_half = dl.learning_epochs(grid.record_epochs, grid.singular_values[0, 0], s)
     stage_ends = t_half[[0, 1, 2, 4]]  # all items, kingdom, class, individuals
     between = [*np.round((stage_ends[:-1] + stage_ends[1:]) / 2).astype(int), 300]
     means = dl.block_means(has_bones, item=0)
@@ -290,6 +290,15 @@ def test_mode_strength_limits():
     assert dl.mode_strength(
         dl.half_time(5.0, 1e-4, 0.01), 5.0, 1e-4, 0.01
     ) == pytest.approx(2.5)
+    # several modes at once: one column each, as each mode alone
+    s, a0 = np.array([5.0, 2.0]), np.array([1e-4, 1e-3])
+    both = dl.mode_strength(t, s, a0, 0.01, discrete=True)
+    assert both.shape == (2, 2)
+    for k in range(2):
+        alone = dl.mode_strength(t, s[k], a0[k], 0.01, discrete=True)
+        np.testing.assert_array_equal(both[:, k], alone)
+    halves = dl.mode_strength(dl.half_time(s, a0, 0.01), s, a0, 0.01)
+    np.testing.assert_allclose(np.diagonal(halves), s / 2)
 
 
 def test_mode_level():
@@ -348,6 +357,9 @@ def test_mode_level():
         ),
         (lambda: dl.least_squares(np.ones((3, 8)), np.ones((2, 8))), "X @ X.T"),
         (lambda: dl.block_means([1, 2, 3], item=0), "values"),
+        (lambda: dl.mode_strength([0, 1], [1.0, 2.0], [0.1], 0.1), "singular_value"),
+        (lambda: dl.half_time(1.0, 0.0, 0.1), "initial_strength"),
+        (lambda: dl.learning_epochs([0, 1], [[0], [1]], [1], 0.0), "fraction"),
         (lambda: dl.plot_rsm(None, np.ones((3, 3))), "rsm"),
     ],
 )
@@ -503,7 +515,7 @@ def test_learning_time_levels_off_with_depth():
             epochs=epochs,
             discrete=True,
         )
-        times.append(dl.learning_epochs(epochs, a, s).max())
+        times.append(dl.learning_epochs(epochs, a, s, 0.9).max())
     assert times == sorted(times)  # grows ...
     assert times[-1] - times[-2] < 0.05 * times[-2]  # ... but levels off
     assert times[-1] < 10 * times[0]

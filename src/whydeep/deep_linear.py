@@ -172,18 +172,14 @@ def block_means(
         levels below the root: entry 0 over all items, the last entry is the
         item's own value.
     """
-    n_levels, n_branches = _check_tree(n_levels, n_branches)
+    apart = tree_levels_apart(n_levels, n_branches)
     values = np.asarray(values, dtype=float)
-    n_items = n_branches**n_levels
-    if values.shape != (n_items,):
-        raise ValueError(f"values must have shape ({n_items},), got {values.shape}")
-    item = check_int("item", item, minimum=0, maximum=n_items - 1)
-    means = []
-    for depth in range(n_levels + 1):
-        size = n_branches ** (n_levels - depth)
-        start = (item // size) * size
-        means.append(values[start : start + size].mean())
-    return np.array(means)
+    if values.shape != (len(apart),):
+        raise ValueError(f"values must have shape ({len(apart)},), got {values.shape}")
+    item = check_int("item", item, minimum=0, maximum=len(apart) - 1)
+    # entry k: the items that meet ``item`` at most ``n_levels - k`` levels up
+    near = apart[item]
+    return np.array([values[near <= n_levels - k].mean() for k in range(n_levels + 1)])
 
 
 # --------------------------------------------------------------------------
@@ -225,12 +221,10 @@ def init_weights(
     return weights
 
 
-def _as_tensor(name: str, array, ndim: int = 2) -> torch.Tensor:
+def _as_tensor(name: str, array) -> torch.Tensor:
     tensor = torch.as_tensor(np.asarray(array, dtype=float), dtype=_DTYPE)
-    if tensor.dim() != ndim:
-        raise ValueError(
-            f"{name} must be a {ndim}-D array, got shape {tuple(tensor.shape)}"
-        )
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {tuple(tensor.shape)}")
     return tensor
 
 
@@ -263,6 +257,14 @@ def _check_chain(weights, X, Y) -> list[torch.Tensor]:
     return weights
 
 
+def _check_watch(watch, Y) -> tuple[int, int] | None:
+    if watch is None:
+        return None
+    out_index = check_int("watch[0]", watch[0], minimum=0, maximum=Y.shape[0] - 1)
+    sample_index = check_int("watch[1]", watch[1], minimum=0, maximum=Y.shape[1] - 1)
+    return out_index, sample_index
+
+
 def end_to_end(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     """The end-to-end map ``W_tot = WL @ ... @ W1``, shape ``(n_out, n_in)``."""
     if not weights:
@@ -275,23 +277,29 @@ def end_to_end(weights: Sequence[torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class LinearRun:
-    """What :func:`train_linear_net` recorded.
+    """What :func:`train_linear_net` or :func:`train_grid` recorded.
+
+    A grid holds one run per (gamma, lr) pair: its arrays have two leading axes
+    ``(n_gammas, n_lrs)`` before the shapes below, and it keeps no weights.
 
     Attributes
     ----------
     loss : numpy.ndarray, shape (n_epochs + 1,)
-        Mean squared error after each number of epochs 0, 1, ..., n_epochs.
+        Mean squared error after each number of epochs 0, 1, ..., n_epochs
+        (inf once a run of a grid has diverged).
     record_epochs : numpy.ndarray of int, shape (n_records,)
         Epochs at which the quantities below were recorded.
     singular_values : numpy.ndarray, shape (n_records, min(n_out, n_in))
-        Singular values of ``W_tot``, largest first.
+        Singular values of ``W_tot``, largest first (NaN once a run diverged).
     rsm : numpy.ndarray or None, shape (n_records, n_samples, n_samples)
         Representational similarity ``H @ H.T`` of the first hidden layer, with
         ``H = (W1 @ X).T`` one row per sample; None without a hidden layer.
     watched : numpy.ndarray or None, shape (n_epochs + 1,)
         The prediction for one (output, sample) entry after every epoch.
-    weights : list of torch.Tensor
-        The weights after the last epoch.
+    weights : list of torch.Tensor or None
+        The weights after the last epoch (:func:`train_linear_net` only).
+    gammas, lrs : numpy.ndarray or None
+        The grid's axes (:func:`train_grid` only).
     """
 
     loss: np.ndarray
@@ -299,7 +307,9 @@ class LinearRun:
     singular_values: np.ndarray
     rsm: np.ndarray | None
     watched: np.ndarray | None
-    weights: list
+    weights: list | None = None
+    gammas: np.ndarray | None = None
+    lrs: np.ndarray | None = None
 
     @property
     def w_tot(self) -> np.ndarray:
@@ -343,25 +353,17 @@ def train_linear_net(
     """
     X, Y = _check_data(X, Y)
     weights = _check_chain(weights, X, Y)
-    lr = check_float("lr", lr, positive=True)
+    step = effective_step(lr, *Y.shape)
     n_epochs = check_int("n_epochs", n_epochs, minimum=1)
     if record_epochs is None:
         record_epochs = range(n_epochs + 1)
-    record_epochs = np.array(
-        sorted(
-            {
-                check_int("record_epochs[k]", e, minimum=0, maximum=n_epochs)
-                for e in record_epochs
-            }
-        )
+    record_epochs = np.unique(
+        [
+            check_int("record_epochs[k]", e, minimum=0, maximum=n_epochs)
+            for e in record_epochs
+        ]
     )
-    if watch is not None:
-        out_index = check_int("watch[0]", watch[0], minimum=0, maximum=Y.shape[0] - 1)
-        sample_index = check_int(
-            "watch[1]", watch[1], minimum=0, maximum=Y.shape[1] - 1
-        )
-    # the gradient of mean((Y - W_tot X)^2) carries the factor 2 / (n_out * n_samples)
-    step = 2.0 * lr / Y.numel()
+    watch = _check_watch(watch, Y)
     loss = torch.empty(n_epochs + 1, dtype=_DTYPE)
     watched = torch.empty(n_epochs + 1, dtype=_DTYPE)
     singular_values, rsms = [], []
@@ -373,7 +375,7 @@ def train_linear_net(
         error = Y - activities[-1]
         loss[epoch] = error.square().mean()
         if watch is not None:
-            watched[epoch] = activities[-1][out_index, sample_index]
+            watched[epoch] = activities[-1][watch]
         if epoch in to_record:
             singular_values.append(torch.linalg.svdvals(end_to_end(weights)))
             if len(weights) > 1:
@@ -399,35 +401,6 @@ def train_linear_net(
     )
 
 
-@dataclass
-class GridRuns:
-    """What :func:`train_grid` recorded, one run per (gamma, lr) pair.
-
-    Attributes
-    ----------
-    gammas, lrs : numpy.ndarray
-        The grid's axes.
-    loss : numpy.ndarray, shape (n_gammas, n_lrs, n_epochs + 1)
-        Mean squared error after every epoch (inf once a run has diverged).
-    record_epochs : numpy.ndarray of int, shape (n_records,)
-    singular_values : numpy.ndarray, shape (n_gammas, n_lrs, n_records, n_modes)
-        Singular values of ``W_tot`` at the recorded epochs, largest first,
-        ``n_modes = min(n_out, n_in)``.
-    rsm : numpy.ndarray, shape (n_gammas, n_lrs, n_records, n_samples, n_samples)
-        Similarity matrices of the hidden layer at the recorded epochs.
-    watched : numpy.ndarray or None, shape (n_gammas, n_lrs, n_epochs + 1)
-        The prediction for one (output, sample) entry after every epoch.
-    """
-
-    gammas: np.ndarray
-    lrs: np.ndarray
-    loss: np.ndarray
-    record_epochs: np.ndarray
-    singular_values: np.ndarray
-    rsm: np.ndarray
-    watched: np.ndarray | None
-
-
 @single_thread()
 def train_grid(
     X,
@@ -440,7 +413,7 @@ def train_grid(
     record_every: int = 1,
     watch: tuple[int, int] | None = None,
     seed: int = 0,
-) -> GridRuns:
+) -> LinearRun:
     """Train one-hidden-layer linear networks for every (gamma, lr) pair at once.
 
     Every run starts from the same random draw scaled by its own ``gamma``, so
@@ -454,8 +427,8 @@ def train_grid(
 
     Parameters
     ----------
-    X : array, shape (n_in, n_samples)
-    Y : array, shape (n_out, n_samples)
+    X, Y, watch
+        As in :func:`train_linear_net`.
     gammas : sequence of float
         Initialisation scales (each >= 0), as in :func:`init_weights`.
     lrs : sequence of float
@@ -467,13 +440,12 @@ def train_grid(
     record_every : int, default 1
         Record singular values and similarity matrices every this many epochs
         (and at the last).
-    watch : (int, int), optional
-        ``(output, sample)``: record that entry of the prediction after every epoch.
     seed : int, default 0
 
     Returns
     -------
-    GridRuns
+    LinearRun
+        With the grid's two leading axes.
     """
     X, Y = _check_data(X, Y)
     gammas = np.array([check_float("gammas[k]", g, nonnegative=True) for g in gammas])
@@ -484,13 +456,8 @@ def train_grid(
     n_epochs = check_int("n_epochs", n_epochs, minimum=1)
     record_every = check_int("record_every", record_every, minimum=1)
     n_in, n_out = X.shape[0], Y.shape[0]
-    if watch is not None:
-        out_index = check_int("watch[0]", watch[0], minimum=0, maximum=n_out - 1)
-        sample_index = check_int(
-            "watch[1]", watch[1], minimum=0, maximum=Y.shape[1] - 1
-        )
-    else:
-        out_index, sample_index = 0, 0
+    watch = _check_watch(watch, Y)
+    out_index, sample_index = watch or (0, 0)
     w1_unit, w2_unit = init_weights([n_in, n_hidden, n_out], 1.0, seed=seed)
     q, r = torch.linalg.qr(Y)
     a_unit = q.T @ w2_unit
@@ -544,18 +511,14 @@ def train_grid(
     shape = (gammas.size, lrs.size)
     # a converged run's loss can come out a rounding error below zero
     loss = torch.nan_to_num(loss, nan=math.inf).clamp(min=0.0)
-    return GridRuns(
+    return LinearRun(
+        loss=loss.unflatten(0, shape).numpy(),
+        record_epochs=np.array(record_epochs),
+        singular_values=singular_values.unflatten(0, shape).numpy(),
+        rsm=torch.stack(rsms, dim=1).unflatten(0, shape).numpy(),
+        watched=watched.unflatten(0, shape).numpy() if watch is not None else None,
         gammas=gammas,
         lrs=lrs,
-        loss=loss.reshape(*shape, -1).numpy(),
-        record_epochs=np.array(record_epochs),
-        singular_values=singular_values.reshape(
-            *shape, *singular_values.shape[1:]
-        ).numpy(),
-        rsm=torch.stack(rsms, dim=1)
-        .reshape(*shape, len(record_epochs), *rsms[0].shape[1:])
-        .numpy(),
-        watched=watched.reshape(*shape, -1).numpy() if watch is not None else None,
     )
 
 
@@ -573,15 +536,27 @@ def effective_step(lr: float, n_out: int, n_samples: int) -> float:
     return 2.0 * lr / (n_out * n_samples)
 
 
+def _mode_rates(singular_value, initial_strength, step: float, discrete: bool):
+    s = np.asarray(singular_value, dtype=float)
+    a0 = np.asarray(initial_strength, dtype=float)
+    if s.ndim > 1 or s.shape != a0.shape or np.any(s <= 0) or np.any(a0 <= 0):
+        raise ValueError(
+            "singular_value and initial_strength must be > 0, both floats or both "
+            f"1-D of the same length, got {s!r} and {a0!r}"
+        )
+    step = check_float("step", step, positive=True)
+    return s, a0, 2.0 * np.log1p(s * step) if discrete else 2.0 * s * step
+
+
 def mode_strength(
     epochs,
-    singular_value: float,
-    initial_strength: float,
+    singular_value,
+    initial_strength,
     step: float,
     *,
     discrete: bool = False,
 ) -> np.ndarray:
-    """Saxe et al.'s sigmoidal trajectory of one mode's strength.
+    """Saxe et al.'s sigmoidal trajectory of a mode's strength.
 
     ``a(t) = s / (1 + (s / a0 - 1) exp(-2 s step t))``: the gradient-flow solution
     for one-hot inputs. With ``discrete=True`` the growth factor per epoch is
@@ -592,40 +567,28 @@ def mode_strength(
     ----------
     epochs : array of float
         Times in epochs (>= 0).
-    singular_value : float
-        The mode's singular value ``s`` in the targets (> 0).
-    initial_strength : float
-        Its strength ``a0`` at epoch 0 (> 0).
+    singular_value : float or array, shape (n_modes,)
+        The mode's singular value ``s`` in the targets (> 0), or several modes'.
+    initial_strength : float or array, shape (n_modes,)
+        Its strength ``a0`` at epoch 0 (> 0), see :func:`initial_mode_strengths`.
     step : float
         The effective step (> 0), see :func:`effective_step`.
     discrete : bool, default False
 
     Returns
     -------
-    numpy.ndarray, same shape as ``epochs``
+    numpy.ndarray, shape ``epochs.shape``, or ``epochs.shape + (n_modes,)``
     """
-    s = check_float("singular_value", singular_value, positive=True)
-    a0 = check_float("initial_strength", initial_strength, positive=True)
-    step = check_float("step", step, positive=True)
+    s, a0, rate = _mode_rates(singular_value, initial_strength, step, discrete)
     epochs = np.asarray(epochs, dtype=float)
-    rate = 2.0 * math.log1p(s * step) if discrete else 2.0 * s * step
-    return s / (1.0 + (s / a0 - 1.0) * np.exp(-rate * epochs))
+    return s / (1.0 + (s / a0 - 1.0) * np.exp(-np.multiply.outer(epochs, rate)))
 
 
-def half_time(
-    singular_value: float,
-    initial_strength: float,
-    step: float,
-    *,
-    discrete: bool = False,
-) -> float:
+def half_time(singular_value, initial_strength, step: float, *, discrete=False):
     """Epoch at which :func:`mode_strength` reaches half of ``singular_value``:
-    ``log(s / a0 - 1) / (2 s step)`` (or with the discrete rate)."""
-    s = check_float("singular_value", singular_value, positive=True)
-    a0 = check_float("initial_strength", initial_strength, positive=True)
-    step = check_float("step", step, positive=True)
-    rate = 2.0 * math.log1p(s * step) if discrete else 2.0 * s * step
-    return math.log(s / a0 - 1.0) / rate
+    ``log(s / a0 - 1) / (2 s step)`` (or with the discrete rate), one per mode."""
+    s, a0, rate = _mode_rates(singular_value, initial_strength, step, discrete)
+    return np.log(s / a0 - 1.0) / rate
 
 
 def initial_mode_strengths(Y, w1, w2) -> np.ndarray:
@@ -664,45 +627,9 @@ def initial_mode_strengths(Y, w1, w2) -> np.ndarray:
     return torch.diagonal(r).square().numpy()
 
 
-def predicted_modes(
-    singular_values, initial_strengths, *, step: float, epochs, discrete: bool = True
-) -> np.ndarray:
-    """:func:`mode_strength` for several modes at once.
-
-    Parameters
-    ----------
-    singular_values : array, shape (n_modes,)
-        Singular values of the targets (each > 0).
-    initial_strengths : array, shape (n_modes,)
-        Effective initial strengths, see :func:`initial_mode_strengths`.
-    step : float
-        The effective step, see :func:`effective_step`.
-    epochs : array of float, shape (n_times,)
-    discrete : bool, default True
-        Use gradient descent's growth factor per epoch (see :func:`mode_strength`).
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_times, n_modes)
-    """
-    singular_values = np.asarray(singular_values, dtype=float)
-    initial_strengths = np.asarray(initial_strengths, dtype=float)
-    if singular_values.shape != initial_strengths.shape or singular_values.ndim != 1:
-        raise ValueError(
-            "singular_values and initial_strengths must be 1-D of the same length, got "
-            f"shapes {singular_values.shape} and {initial_strengths.shape}"
-        )
-    return np.stack(
-        [
-            mode_strength(epochs, s_k, a_k, step, discrete=discrete)
-            for s_k, a_k in zip(singular_values, initial_strengths, strict=True)
-        ],
-        axis=-1,
-    )
-
-
-def half_epochs(epochs, curves, targets) -> np.ndarray:
-    """First epoch at which each curve reaches half its target, by linear interpolation.
+def learning_epochs(epochs, curves, targets, fraction: float = 0.5) -> np.ndarray:
+    """First epoch at which each curve reaches ``fraction`` of its target (by
+    default half), by linear interpolation.
 
     Parameters
     ----------
@@ -710,12 +637,15 @@ def half_epochs(epochs, curves, targets) -> np.ndarray:
         Increasing times.
     curves : array, shape (n_times, n_curves)
     targets : array, shape (n_curves,)
+    fraction : float, default 0.5
+        In (0, 1].
 
     Returns
     -------
     numpy.ndarray, shape (n_curves,)
-        NaN for a curve that never reaches half its target.
+        NaN for a curve that never reaches ``fraction`` of its target.
     """
+    fraction = check_float("fraction", fraction, positive=True, maximum=1.0)
     epochs = np.asarray(epochs, dtype=float)
     curves = np.asarray(curves, dtype=float)
     targets = np.asarray(targets, dtype=float)
@@ -729,15 +659,15 @@ def half_epochs(epochs, curves, targets) -> np.ndarray:
             f"got {curves.shape}"
         )
     out = np.full(targets.size, np.nan)
-    for k, (curve, half) in enumerate(zip(curves.T, targets / 2, strict=True)):
-        above = np.nonzero(curve >= half)[0]
+    for k, (curve, level) in enumerate(zip(curves.T, fraction * targets, strict=True)):
+        above = np.nonzero(curve >= level)[0]
         if above.size == 0:
             continue
         j = above[0]
         if j == 0:
             out[k] = epochs[0]
             continue
-        frac = (half - curve[j - 1]) / (curve[j] - curve[j - 1])
+        frac = (level - curve[j - 1]) / (curve[j] - curve[j - 1])
         out[k] = epochs[j - 1] + frac * (epochs[j] - epochs[j - 1])
     return out
 
@@ -923,13 +853,6 @@ def stable_step(singular_value: float, n_layers: int) -> float:
     return 2.0 / (n * s ** (2.0 - 2.0 / n))
 
 
-def learning_epochs(epochs, curves, targets, fraction: float = 0.9) -> np.ndarray:
-    """First epoch at which each curve reaches ``fraction`` of its target (linear
-    interpolation; NaN if never): :func:`half_epochs` at another level."""
-    fraction = check_float("fraction", fraction, positive=True, maximum=1.0)
-    return half_epochs(epochs, curves, 2.0 * fraction * np.asarray(targets, float))
-
-
 # --------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------
@@ -962,7 +885,6 @@ def plot_data(
     names=ITEMS,
     *,
     n_shown: int = 40,
-    correlation=None,
     panels=("inputs", "features", "correlation"),
 ):
     """Labels, the first ``n_shown`` features and the item–item correlation.
@@ -973,8 +895,6 @@ def plot_data(
     features : array, shape (n_features, n_items)
     names : sequence of str, length n_items
     n_shown : int, default 40
-    correlation : array, shape (n_items, n_items), optional
-        Shown in the correlation panel; the sampled correlation when omitted.
     panels : sequence of {'inputs', 'features', 'correlation'}
         The panels to draw, side by side in this order (a narrow screen shows
         one or two at a time legibly).
@@ -986,12 +906,11 @@ def plot_data(
         )
     n_shown = check_int("n_shown", n_shown, minimum=1)
     panels = list(panels)
-    known = ("inputs", "features", "correlation")
-    if not panels or any(p not in known for p in panels):
-        raise ValueError(f"panels must be a non-empty subset of {known}, got {panels}")
-    if correlation is None:
-        correlation = features.T @ features / features.shape[0]
     ratios = {"inputs": 1, "features": 2.2, "correlation": 1.2}
+    if not panels or any(p not in ratios for p in panels):
+        raise ValueError(
+            f"panels must be a non-empty subset of {tuple(ratios)}, got {panels}"
+        )
     axes = fig.subplots(1, len(panels), width_ratios=[ratios[p] for p in panels])
     axes = np.atleast_1d(axes)
     for ax, panel in zip(axes, panels, strict=True):
@@ -1010,6 +929,7 @@ def plot_data(
             if panels[0] != "features":
                 ax.set_yticks([])
         else:
+            correlation = features.T @ features / features.shape[0]
             image = ax.imshow(correlation, cmap="RdBu_r", vmin=-1, vmax=1)
             ax.set_title("item–item correlation")
             _item_ticks(ax, names)
