@@ -200,6 +200,15 @@ def test_backward_pass_matches_autograd_and_fan_out_rule():
     assert ratio.min() > 0.5 and ratio.max() < 2.0
 
 
+def test_forward_pass_alone_keeps_no_gradients():
+    kwargs = dict(n_networks=2, n_samples=4, keep_layers=[1, 2])
+    alone = ini.ensemble_profiles([20, 30, 10], "relu", backward=False, **kwargs)
+    both = ini.ensemble_profiles([20, 30, 10], "relu", **kwargs)
+    np.testing.assert_array_equal(alone.forward, both.forward)
+    assert alone.preactivations.keys() == both.gradients.keys() == {1, 2}
+    assert np.isnan(alone.backward).all() and alone.gradients == {}
+
+
 def test_edge_of_chaos_at_sigma_one():
     assert mf.fixed_point(0.9) == 0.0
     assert mf.chi1(1.0) == pytest.approx(1.0, abs=1e-9)
@@ -431,6 +440,10 @@ def test_networks_of_a_stack_train_as_if_alone():
     np.testing.assert_allclose(
         runs_together.train_loss[0], runs_alone.train_loss[0], rtol=1e-5
     )
+    # recorded at step 0, every 10 steps and the last; no test set, no test accuracy
+    assert runs_together.steps.tolist() == [0, 10, 20]
+    assert runs_together.train_accuracy.shape == (3, 3)
+    assert np.isnan(runs_together.test_accuracy).all()
     assert runs_together.train_loss[0, -1] < runs_together.train_loss[0, 0]
 
 

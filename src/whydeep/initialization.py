@@ -264,38 +264,30 @@ def ensemble_profiles(
     keep = {
         check_int("keep_layers[i]", k, minimum=1, maximum=depth) for k in keep_layers
     }
-    stds = [
-        init_std(rule, fan_in, fan_out, activation, gain=gain)
-        * math.sqrt(variance_scale)
-        for fan_in, fan_out in itertools.pairwise(widths)
-    ]
+    scale = math.sqrt(variance_scale)
     generator = torch_generator(seed)
     h = torch.randn(n_networks, n_samples, widths[0], generator=generator)
-    forward, slopes, kept_a, weights = [h.pow(2).mean(dim=(1, 2))], [], {}, []
-    for layer in range(1, depth + 1):
-        w = _layer_weights(
-            seed, layer, n_networks, widths[layer - 1], widths[layer], stds[layer - 1]
-        )
-        if backward:
-            weights.append(w)
+    forward, kept_a, saved = [h.pow(2).mean(dim=(1, 2))], {}, []
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
+        std = init_std(rule, fan_in, fan_out, activation, gain=gain) * scale
+        w = _layer_weights(seed, layer, n_networks, fan_in, fan_out, std)
         a = torch.bmm(h, w.transpose(1, 2))
-        h, slope = phi(activation, a), phi_prime(activation, a)
-        slopes.append(slope)
+        h = phi(activation, a)
         forward.append(h.pow(2).mean(dim=(1, 2)))
+        if backward:  # what the backward pass needs: the weights and the slopes
+            saved.append((w, phi_prime(activation, a)))
         if layer in keep:
             kept_a[layer] = a
-    gradients = [torch.full((n_networks,), float("nan"))] * (depth + 1)
-    kept_g = {}
+    gradients, kept_g = [torch.full((n_networks,), math.nan)] * (depth + 1), {}
     if backward:
         g = torch.randn(n_networks, n_samples, widths[-1], generator=generator)
         gradients = [g.pow(2).mean(dim=(1, 2))]
         for layer in range(depth, 0, -1):
             if layer in keep:
                 kept_g[layer] = g
-            delta = slopes[layer - 1] * g
-            g = torch.bmm(delta, weights[layer - 1])
-            gradients.append(g.pow(2).mean(dim=(1, 2)))
-        gradients = gradients[::-1]
+            w, slope = saved[layer - 1]
+            g = torch.bmm(slope * g, w)
+            gradients.insert(0, g.pow(2).mean(dim=(1, 2)))
     return EnsembleProfiles(
         forward=torch.stack(forward, dim=1).double().numpy(),
         backward=torch.stack(gradients, dim=1).double().numpy(),
@@ -376,16 +368,11 @@ def plot_profiles(ax, profiles: dict, *, theory: dict | None = None, ylabel: str
     ``theory`` maps the same labels to predicted curves, drawn dashed in the same colour.
     """
     for k, (label, values) in enumerate(profiles.items()):
-        (line,) = ax.semilogy(
-            np.arange(len(values)), values, label=label, color=f"C{k}"
-        )
+        ax.semilogy(np.arange(len(values)), values, label=label, color=f"C{k}")
         if theory is not None and label in theory:
+            curve = theory[label]
             ax.semilogy(
-                np.arange(len(theory[label])),
-                theory[label],
-                "--",
-                color=line.get_color(),
-                linewidth=1.2,
+                np.arange(len(curve)), curve, "--", color=f"C{k}", linewidth=1.2
             )
     ax.set_xlabel("layer l")
     ax.set_ylabel(ylabel)
@@ -630,7 +617,8 @@ def train_stack(
     """
     if not isinstance(net, BatchedMLP):
         raise ValueError(f"net must be a BatchedMLP, got {type(net).__name__}")
-    check_choice("optimizer", optimizer, ("sgd", "adam"))
+    optimizers = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+    check_choice("optimizer", optimizer, optimizers)
     lr = check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=1)
     record_every = check_int("record_every", record_every, minimum=1)
@@ -638,21 +626,14 @@ def train_stack(
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
     generator = torch_generator(seed)
-    params = list(net.parameters())
-    opt = (
-        torch.optim.SGD(params, lr=lr)
-        if optimizer == "sgd"
-        else torch.optim.Adam(params, lr=lr)
-    )
-    steps, losses, train_acc, test_acc = [], [], [], []
+    opt = optimizers[optimizer](net.parameters(), lr=lr)
+    nan = torch.full((net.n_models,), math.nan, dtype=torch.float64)
+    records = []  # (step, train loss, train accuracy, test accuracy)
 
     def record(step):
-        loss, acc = _evaluate(net, x_train, y_train)
-        steps.append(step)
-        losses.append(loss)
-        train_acc.append(acc)
-        if x_test is not None:
-            test_acc.append(_evaluate(net, x_test, y_test)[1])
+        train = _evaluate(net, x_train, y_train)
+        test = nan if x_test is None else _evaluate(net, x_test, y_test)[1]
+        records.append((step, *train, test))
 
     record(0)
     perm, position = torch.randperm(n, generator=generator), 0
@@ -674,15 +655,8 @@ def train_stack(
         opt.step()
         if step % record_every == 0 or step == n_steps:
             record(step)
-    nan = torch.full((net.n_models,), math.nan, dtype=torch.float64)
-    return StackRuns(
-        steps=np.array(steps),
-        train_loss=torch.stack(losses, 1).numpy(),
-        train_accuracy=torch.stack(train_acc, 1).numpy(),
-        test_accuracy=torch.stack(
-            test_acc if test_acc else [nan] * len(steps), 1
-        ).numpy(),
-    )
+    steps, *per_network = zip(*records, strict=True)
+    return StackRuns(np.array(steps), *(torch.stack(r, 1).numpy() for r in per_network))
 
 
 def trainable_depth(depths, accuracy, threshold: float = 0.5) -> np.ndarray:
