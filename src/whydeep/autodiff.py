@@ -15,10 +15,12 @@ where ``left`` covers the higher indices (the output side).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -74,20 +76,14 @@ def pass_cost(dims: Sequence[int]) -> int:
 
 def forward_bracketing(n_factors: int):
     """The tree of forward mode, ``(L, (L-1, ⋯ (2, 1)))``."""
-    n_factors = check_int("n_factors", n_factors, minimum=1)
-    tree = 1
-    for factor in range(2, n_factors + 1):
-        tree = (factor, tree)
-    return tree
+    n = check_int("n_factors", n_factors, minimum=1)
+    return functools.reduce(lambda tree, factor: (factor, tree), range(2, n + 1), 1)
 
 
 def reverse_bracketing(n_factors: int):
     """The tree of reverse mode, ``(((L, L-1), L-2) ⋯, 1)``."""
-    n_factors = check_int("n_factors", n_factors, minimum=1)
-    tree = n_factors
-    for factor in range(n_factors - 1, 0, -1):
-        tree = (tree, factor)
-    return tree
+    n = check_int("n_factors", n_factors, minimum=1)
+    return functools.reduce(lambda tree, factor: (tree, factor), range(n - 1, 0, -1), n)
 
 
 def _span_and_cost(dims: list[int], tree) -> tuple[int, int, int]:
@@ -226,6 +222,14 @@ def multiply_chain(jacobians: Sequence[np.ndarray], tree) -> tuple[np.ndarray, i
 # ---------------------------------------------------------------------------
 
 
+def _random_weights(dims, gen, dtype=torch.float64) -> list[torch.Tensor]:
+    """Matrices ``W_l`` of shape ``(d_{l-1}, d_l)`` with entries ``N(0, 1/d_{l-1})``."""
+    return [
+        torch.randn(a, b, generator=gen, dtype=dtype) / math.sqrt(a)
+        for a, b in itertools.pairwise(dims)
+    ]
+
+
 def random_tanh_layers(
     dims: Sequence[int], seed: int = 0, dtype: torch.dtype = torch.float64
 ) -> list[Callable[[torch.Tensor], torch.Tensor]]:
@@ -234,12 +238,7 @@ def random_tanh_layers(
     ``W_l`` has shape ``(d_{l-1}, d_l)`` and entries ``N(0, 1/d_{l-1})``. Each layer
     maps a vector of shape ``(d_{l-1},)`` or a batch ``(n, d_{l-1})`` to ``d_l``.
     """
-    d = check_dims(dims)
-    gen = torch_generator(seed)
-    weights = [
-        torch.randn(a, b, generator=gen, dtype=dtype) / math.sqrt(a)
-        for a, b in itertools.pairwise(d)
-    ]
+    weights = _random_weights(check_dims(dims), torch_generator(seed), dtype)
 
     def make(w: torch.Tensor, last: bool):
         return (lambda h: h @ w) if last else (lambda h: torch.tanh(h @ w))
@@ -297,11 +296,8 @@ def weight_gradient_ops(dims: Sequence[int], seed: int = 0) -> int:
     layer): ``3P - d_0 d_1`` in all.
     """
     dims = check_dims(dims)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    weights = [
-        torch.randn(a, b, generator=gen, dtype=torch.float64).requires_grad_(True)
-        for a, b in itertools.pairwise(dims)
-    ]
+    gen = torch_generator(seed)
+    weights = [w.requires_grad_(True) for w in _random_weights(dims, gen)]
     x = torch.randn(1, dims[0], generator=gen, dtype=torch.float64)
 
     def gradient():
@@ -329,6 +325,14 @@ def min_time(fn: Callable, *args, repeats: int = 3) -> float:
 _SWEEP_KEYS = ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
 
 
+def _check_ints(name: str, values, what: str, **bounds) -> list[int]:
+    """``values`` as a non-empty list of ints within ``bounds`` (of :func:`check_int`)."""
+    values = [check_int(f"{name}[{i}]", v, **bounds) for i, v in enumerate(values)]
+    if not values:
+        raise ValueError(f"{name} must list at least one {what}, got []")
+    return values
+
+
 def jacobian_sweep(
     dims_list: Sequence[Sequence[int]], *, repeats: int = 3, seed: int = 0
 ):
@@ -351,89 +355,83 @@ def jacobian_sweep(
     dims_list = [check_dims(d) for d in dims_list]
     if not dims_list:
         raise ValueError("dims_list must name at least one network, got []")
-    out = {k: [] for k in _SWEEP_KEYS}
+    out = defaultdict(list)
     with single_thread():
-        _sweep(dims_list, repeats, seed, out)
+        for dims in dims_list:
+            f = compose(random_tanh_layers(dims, seed=seed))
+            gen = torch_generator(seed)
+            x = torch.randn(1, dims[0], dtype=torch.float64, generator=gen)
+            jac_fwd, jac_rev = torch.func.jacfwd(f), torch.func.jacrev(f)
+            out["forward_ops"].append(count_multiply_adds(jac_fwd, x))
+            out["reverse_ops"].append(count_multiply_adds(jac_rev, x))
+            out["forward_time"].append(min_time(jac_fwd, x, repeats=repeats))
+            out["reverse_time"].append(min_time(jac_rev, x, repeats=repeats))
+            out["pass"].append(pass_cost(dims))
     return {k: np.array(v) for k, v in out.items()}
-
-
-def _sweep(dims_list, repeats, seed, out) -> None:
-    for dims in dims_list:
-        f = compose(random_tanh_layers(dims, seed=seed))
-        x = torch.randn(
-            1,
-            dims[0],
-            dtype=torch.float64,
-            generator=torch_generator(seed),
-        )
-        jac_fwd, jac_rev = torch.func.jacfwd(f), torch.func.jacrev(f)
-        out["forward_ops"].append(count_multiply_adds(jac_fwd, x))
-        out["reverse_ops"].append(count_multiply_adds(jac_rev, x))
-        out["forward_time"].append(min_time(jac_fwd, x, repeats=repeats))
-        out["reverse_time"].append(min_time(jac_rev, x, repeats=repeats))
-        out["pass"].append(pass_cost(dims))
 
 
 class _Held:
     """One saved tensor, as autograd's graph holds it until backward frees it."""
 
-    __slots__ = ("_key", "_ledger", "tensor")
-
-    def __init__(self, ledger: _SavedLedger, key: int, tensor: torch.Tensor) -> None:
-        self._ledger, self._key, self.tensor = ledger, key, tensor
-
-    def __del__(self) -> None:
-        self._ledger.release(self._key)
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
 
 
-class _LiveStorages:
-    """Bytes of the tensor storages held right now, each counted once, and their peak."""
+class _LiveStorages(TorchDispatchMode):
+    """Bytes of the tensor storages held right now, each counted once, and their peak.
 
-    def __init__(self) -> None:
+    Entered as a dispatch mode, it follows every tensor created inside it until
+    the tensor's last reference goes (:func:`peak_live_bytes`). As autograd's
+    saved-tensor hooks (:meth:`pack`, :meth:`unpack`), it follows the bytes the
+    graph holds for backward (:func:`saved_bytes`): every tensor saved is wrapped
+    in a :class:`_Held`, which the graph keeps until the backward pass has used it
+    (then frees it). A storage counts once however many times it is held, and only
+    while something holds it: while it is held it cannot be freed, so its address
+    cannot be reused. The storages of ``exclude`` are not counted.
+    """
+
+    def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
+        super().__init__()
         self._refs: dict[int, list[int]] = {}
-        self.live = 0
-        self.peak = 0
+        self._skip = {t.untyped_storage().data_ptr() for t in exclude}
+        self.live = self.peak = 0
 
-    def acquire(self, tensor: torch.Tensor) -> int:
+    def hold(self, tensor: torch.Tensor, owner) -> None:
+        """Count the storage of ``tensor`` until ``owner`` is freed."""
         storage = tensor.untyped_storage()
         key = storage.data_ptr()
-        if key in self._refs:
-            self._refs[key][0] += 1
-        else:
-            self._refs[key] = [1, storage.nbytes()]
+        if key not in self._refs:
+            self._refs[key] = [0, storage.nbytes()]
             self.live += storage.nbytes()
             self.peak = max(self.peak, self.live)
-        return key
+        self._refs[key][0] += 1
+        weakref.finalize(owner, self._release, key)
 
-    def release(self, key: int) -> None:
+    def _release(self, key: int) -> None:
         entry = self._refs[key]
         entry[0] -= 1
         if entry[0] == 0:
             self.live -= entry[1]
             del self._refs[key]
 
-
-class _SavedLedger(_LiveStorages):
-    """The bytes of storages that autograd's graph holds right now.
-
-    Every tensor saved for backward is wrapped in a :class:`_Held`, which the
-    graph keeps until the backward pass has used it (then frees it). A storage
-    counts once however many times it is saved, and only while some wrapper holds
-    it: while it is held it cannot be freed, so its address cannot be reused.
-    """
-
-    def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
-        super().__init__()
-        self._skip = {t.untyped_storage().data_ptr() for t in exclude}
-
     def pack(self, tensor: torch.Tensor):
         if tensor.untyped_storage().data_ptr() in self._skip:
             return tensor
-        return _Held(self, self.acquire(tensor), tensor)
+        held = _Held(tensor)
+        self.hold(tensor, held)
+        return held
 
     @staticmethod
     def unpack(packed):
         return packed.tensor if isinstance(packed, _Held) else packed
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            # zero tensors (PyTorch's stand-in for "no tangent") own no memory
+            if isinstance(t, torch.Tensor) and not t._is_zerotensor():
+                self.hold(t, t)
+        return out
 
 
 def saved_bytes(
@@ -456,7 +454,7 @@ def saved_bytes(
         ``'after_backward'``: bytes still held at the end (0 unless leaked).
     """
     inputs = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-    ledger = _SavedLedger(exclude)
+    ledger = _LiveStorages(exclude)
     with torch.autograd.graph.saved_tensors_hooks(ledger.pack, ledger.unpack):
         out = forward(*args)
         if out.numel() != 1:
@@ -475,22 +473,6 @@ def saved_bytes(
     }
 
 
-class _PeakLiveBytes(TorchDispatchMode):
-    """Tracks the bytes of tensor storages created inside the mode and still alive."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.storages = _LiveStorages()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            # zero tensors (PyTorch's stand-in for "no tangent") own no memory
-            if isinstance(t, torch.Tensor) and not t._is_zerotensor():
-                weakref.finalize(t, self.storages.release, self.storages.acquire(t))
-        return out
-
-
 def peak_live_bytes(fn: Callable, *args) -> int:
     """Peak bytes of tensors created by ``fn(*args)`` that are alive at the same time.
 
@@ -498,19 +480,15 @@ def peak_live_bytes(fn: Callable, *args) -> int:
     tensor's memory is returned when its last reference goes, so what a backward
     pass keeps alive shows up here and what forward mode discards does not.
     """
-    tracker = _PeakLiveBytes()
-    with tracker:
+    with _LiveStorages() as tracker:
         fn(*args)
-    return tracker.storages.peak
+    return tracker.peak
 
 
 def _tanh_chain(n_layers: int, width: int, n_samples: int, gen) -> tuple:
     """``n_layers`` tanh layers of ``width`` units (weights σ = 1), an output
     weight vector, and a batch of inputs, in float64."""
-    weights = [
-        torch.randn(width, width, generator=gen, dtype=torch.float64) / math.sqrt(width)
-        for _ in range(n_layers)
-    ]
+    weights = _random_weights([width] * (n_layers + 1), gen)
     out = torch.randn(width, 1, generator=gen, dtype=torch.float64)
     x = torch.randn(n_samples, width, generator=gen, dtype=torch.float64)
     return weights, out, x
@@ -543,41 +521,36 @@ def memory_sweep(
         ``'peak_reverse'``, ``'peak_forward'``: :func:`peak_live_bytes` of each pass;
         ``'saved_forward'``: bytes forward mode holds for a backward pass (none).
     """
-    n_layers = [
-        check_int(f"n_layers[{i}]", d, minimum=1) for i, d in enumerate(n_layers)
-    ]
-    if not n_layers:
-        raise ValueError("n_layers must list at least one number of layers, got []")
+    n_layers = _check_ints("n_layers", n_layers, "number of layers", minimum=1)
     width = check_int("width", width, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
     gen = torch_generator(seed)
-    keys = ("saved", "predicted", "peak_reverse", "peak_forward", "saved_forward")
-    out = {k: [] for k in keys}
-    for n in n_layers:
-        weights, w_out, x = _tanh_chain(n, width, n_samples, gen)
-        direction = torch.ones_like(x)
+    rows = [_chain_memory(*_tanh_chain(n, width, n_samples, gen)) for n in n_layers]
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
-        def net(h, weights=weights, w_out=w_out):
-            return (_run_chain(h, weights) @ w_out).sum()
 
-        def reverse(x, net=net):
-            torch.autograd.grad(net(x), x)
+def _chain_memory(weights, w_out, x) -> dict[str, int]:
+    """One entry of :func:`memory_sweep`."""
+    direction = torch.ones_like(x)
 
-        def forward(x, net=net, direction=direction):
-            jvp(net, (x,), (direction,))
+    def net(h):
+        return (_run_chain(h, weights) @ w_out).sum()
 
-        exclude = [*weights, w_out, x]
-        x.requires_grad_(True)
-        out["saved"].append(saved_bytes(net, x, exclude=exclude)["end_of_forward"])
-        out["peak_reverse"].append(peak_live_bytes(reverse, x))
-        x.requires_grad_(False)
-        ledger = _SavedLedger(exclude)
-        with torch.autograd.graph.saved_tensors_hooks(ledger.pack, ledger.unpack):
-            forward(x)
-        out["saved_forward"].append(ledger.peak)
-        out["peak_forward"].append(peak_live_bytes(forward, x))
-        out["predicted"].append(n * n_samples * width * x.element_size())
-    return {k: np.array(v) for k, v in out.items()}
+    def forward(x):
+        return jvp(net, (x,), (direction,))[1]
+
+    exclude = [*weights, w_out, x]
+    x.requires_grad_(True)
+    saved = saved_bytes(net, x, exclude=exclude)["end_of_forward"]
+    peak_reverse = peak_live_bytes(lambda x: torch.autograd.grad(net(x), x), x)
+    x.requires_grad_(False)
+    return {
+        "saved": saved,
+        "predicted": len(weights) * x.numel() * x.element_size(),
+        "peak_reverse": peak_reverse,
+        "saved_forward": saved_bytes(forward, x, exclude=exclude)["end_of_forward"],
+        "peak_forward": peak_live_bytes(forward, x),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -654,22 +627,15 @@ def checkpoint_sweep(
         ``'max_error'``: largest ``|gradient - plain reverse-mode gradient|``.
     """
     n = check_int("n_layers", n_layers, minimum=1)
-    segments = [
-        check_int(f"segments[{i}]", k, minimum=1, maximum=n)
-        for i, k in enumerate(segments)
-    ]
-    if not segments:
-        raise ValueError("segments must list at least one segment length, got []")
+    segments = _check_ints("segments", segments, "segment length", minimum=1, maximum=n)
     width = check_int("width", width, minimum=1)
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    weights, _, x = _tanh_chain(n, width, n_samples, gen)
+    weights, _, x = _tanh_chain(n, width, n_samples, torch_generator(seed))
     x.requires_grad_(True)
     activation = n_samples * width * x.element_size()
     layer_ops = n_samples * width * width
     reference = chain_gradient(weights, x)
-    keys = ("peak", "stored", "multiply_adds", "predicted_ops", "max_error")
-    out = {key: [] for key in keys}
+    out = defaultdict(list)
     for k in segments:
         s = -(-n // k)
         k_last = n - k * (s - 1)
@@ -1171,6 +1137,16 @@ def sgd_run(
 # ---------------------------------------------------------------------------
 
 
+def _check_columns(name: str, data, keys: tuple, n: int, entry: str) -> None:
+    """``data`` must hold arrays ``keys`` of shape ``(n,)``, one value per ``entry``."""
+    shapes = [np.shape(data.get(k)) for k in keys]
+    if any(shape != (n,) for shape in shapes):
+        raise ValueError(
+            f"{name} must hold arrays {keys} of shape ({n},) (one entry per "
+            f"{entry}), got shapes {shapes}"
+        )
+
+
 def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
     """Counted multiply-adds (top) and wall-clock time (bottom) of ``jacfwd`` and
     ``jacrev`` against the input dimension (left, output fixed at ``fixed``) and
@@ -1182,45 +1158,30 @@ def plot_jacobian_sweep(fig, sizes, sweep_in, sweep_out, fixed: int) -> None:
 
     fixed = check_int("fixed", fixed, minimum=1)
     sizes = np.asarray(sizes)
-    for name, sweep in (("sweep_in", sweep_in), ("sweep_out", sweep_out)):
-        if any(np.shape(sweep[k]) != sizes.shape for k in _SWEEP_KEYS):
-            raise ValueError(
-                f"{name} must hold arrays {_SWEEP_KEYS} of shape {sizes.shape} "
-                f"(one entry per size), got shapes "
-                f"{[np.shape(sweep[k]) for k in _SWEEP_KEYS]}"
-            )
+    _check_columns("sweep_in", sweep_in, _SWEEP_KEYS, len(sizes), "size")
+    _check_columns("sweep_out", sweep_out, _SWEEP_KEYS, len(sizes), "size")
     c_fwd, c_rev = colors()[:2]
     axes = fig.subplots(2, 2, sharex=True)
+    fixed_dims = np.full_like(sizes, fixed)
     panels = [
-        (sweep_in, "input dimension $d_0$", "$d_L$"),
-        (sweep_out, "output dimension $d_L$", "$d_0$"),
+        (sweep_in, "input dimension $d_0$", "$d_L$", sizes, fixed_dims),
+        (sweep_out, "output dimension $d_L$", "$d_0$", fixed_dims, sizes),
     ]
-    for col, (sweep, xlabel, fixed_name) in enumerate(panels):
-        d_in = sizes if col == 0 else np.full_like(sizes, fixed)
-        d_out = np.full_like(sizes, fixed) if col == 0 else sizes
-        top, bottom = axes[0, col], axes[1, col]
-        top.plot(
-            sizes,
-            (d_in + 2) * sweep["pass"],
-            color=c_fwd,
-            lw=1,
-            label="forward formula",
-        )
-        top.plot(
-            sizes,
-            (d_out + 1) * sweep["pass"],
-            color=c_rev,
-            lw=1,
-            label="reverse formula",
-        )
-        top.plot(sizes, sweep["forward_ops"], "o", color=c_fwd, label="jacfwd, counted")
-        top.plot(sizes, sweep["reverse_ops"], "s", color=c_rev, label="jacrev, counted")
-        bottom.plot(
-            sizes, sweep["forward_time"] * 1e3, "o-", color=c_fwd, label="jacfwd"
-        )
-        bottom.plot(
-            sizes, sweep["reverse_time"] * 1e3, "s-", color=c_rev, label="jacrev"
-        )
+    for (top, bottom), (sweep, xlabel, fixed_name, d_in, d_out) in zip(
+        axes.T, panels, strict=True
+    ):
+        modes = [
+            ("forward", "jacfwd", "o", c_fwd, d_in + 2),
+            ("reverse", "jacrev", "s", c_rev, d_out + 1),
+        ]
+        for mode, _, _, color, n_passes in modes:
+            label = f"{mode} formula"
+            top.plot(sizes, n_passes * sweep["pass"], color=color, lw=1, label=label)
+        for mode, name, marker, color, _ in modes:
+            label = f"{name}, counted"
+            top.plot(sizes, sweep[f"{mode}_ops"], marker, color=color, label=label)
+            times = sweep[f"{mode}_time"] * 1e3
+            bottom.plot(sizes, times, marker + "-", color=color, label=name)
         top.set_title(f"{fixed_name} = {fixed}")
         bottom.set_xlabel(xlabel)
         for ax in (top, bottom):
@@ -1242,34 +1203,16 @@ def plot_memory_sweep(ax, n_layers, memory: dict) -> None:
     tanh layers (see :func:`memory_sweep`)."""
     from .plotting import colors
 
-    keys = ("predicted", "saved", "peak_reverse", "peak_forward")
-    if any(np.shape(memory[k]) != (len(n_layers),) for k in keys):
-        raise ValueError(
-            f"memory must hold arrays {keys} of shape ({len(n_layers)},) (one entry "
-            f"per depth), got shapes {[np.shape(memory[k]) for k in keys]}"
-        )
     c_fwd, c_rev = colors()[:2]
-    ax.plot(
-        n_layers,
-        memory["predicted"],
-        color=c_rev,
-        lw=1,
-        label="one activation per layer",
-    )
-    ax.plot(
-        n_layers, memory["saved"], "s", color=c_rev, label="reverse: held for backward"
-    )
-    ax.plot(
-        n_layers,
-        memory["peak_reverse"],
-        "^-",
-        color=c_rev,
-        alpha=0.6,
-        label="reverse: peak live",
-    )
-    ax.plot(
-        n_layers, memory["peak_forward"], "o-", color=c_fwd, label="forward: peak live"
-    )
+    lines = {  # key: format, color, label and further keywords of its line
+        "predicted": ("-", c_rev, "one activation per layer", {"lw": 1}),
+        "saved": ("s", c_rev, "reverse: held for backward", {}),
+        "peak_reverse": ("^-", c_rev, "reverse: peak live", {"alpha": 0.6}),
+        "peak_forward": ("o-", c_fwd, "forward: peak live", {}),
+    }
+    _check_columns("memory", memory, tuple(lines), len(n_layers), "depth")
+    for key, (fmt, color, label, style) in lines.items():
+        ax.plot(n_layers, memory[key], fmt, color=color, label=label, **style)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("number of tanh layers")
