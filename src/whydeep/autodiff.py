@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import time
+import operator
+import timeit
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -301,25 +302,18 @@ def weight_gradient_ops(dims: Sequence[int], seed: int = 0) -> int:
     x = torch.randn(1, dims[0], generator=gen, dtype=torch.float64)
 
     def gradient():
-        h = x
-        for w in weights[:-1]:
-            h = torch.tanh(h @ w)
-        loss = torch.logsumexp(h @ weights[-1], dim=1).sum()
+        loss = torch.logsumexp(_run_chain(x, weights[:-1]) @ weights[-1], dim=1).sum()
         return torch.autograd.grad(loss, weights)
 
     return count_multiply_adds(gradient)
 
 
 def min_time(fn: Callable, *args, repeats: int = 3) -> float:
-    """Least wall-clock seconds over ``repeats`` calls, after one warm-up call."""
+    """Least wall-clock seconds over ``repeats`` calls, after one warm-up call
+    (timed by :func:`timeit.repeat`, which pauses garbage collection)."""
     repeats = check_int("repeats", repeats, minimum=1)
     fn(*args)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timeit.repeat(lambda: fn(*args), number=1, repeat=repeats))
 
 
 _SWEEP_KEYS = ("forward_ops", "reverse_ops", "forward_time", "reverse_time", "pass")
@@ -668,18 +662,17 @@ def flat_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
             f"x and y must be (n_samples, n_in) and (n_samples, n_out), "
             f"got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    sizes = [p.numel() for _, p in model.named_parameters()]
-    w0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+    names, params = zip(*model.named_parameters(), strict=True)
+    shapes, sizes = [p.shape for p in params], [p.numel() for p in params]
+    w0 = torch.cat([p.detach().reshape(-1) for p in params]).clone()
 
     def loss(w: torch.Tensor) -> torch.Tensor:
         pieces = torch.split(w, sizes)
-        params = {
+        values = {
             n: piece.reshape(s)
             for n, piece, s in zip(names, pieces, shapes, strict=True)
         }
-        return torch.mean((functional_call(model, params, (x,)) - y) ** 2)
+        return torch.mean((functional_call(model, values, (x,)) - y) ** 2)
 
     return loss, w0
 
@@ -812,19 +805,14 @@ def run_program(program: Sequence[tuple], inputs: Sequence):
     """Evaluate ``program`` on ``inputs`` (:class:`Scalar` objects or torch scalars)."""
     nodes = list(inputs)
     for op, a, b in program:
-        x = nodes[a]
-        if op == "add":
-            nodes.append(x + nodes[b])
-        elif op == "mul":
-            nodes.append(x * nodes[b])
-        elif op == "pow":
-            nodes.append(x**b)
-        elif op == "tanh":
-            nodes.append(x.tanh())
-        elif op == "relu":
-            nodes.append(x.relu())
-        else:
+        if op not in OPERATIONS:
             raise ValueError(f"operation must be one of {OPERATIONS}, got {op!r}")
+        if op in ("tanh", "relu"):
+            nodes.append(getattr(nodes[a], op)())
+        else:  # the second operand of pow is its exponent, of add and mul a node
+            nodes.append(
+                getattr(operator, op)(nodes[a], b if op == "pow" else nodes[b])
+            )
     return nodes[-1]
 
 
@@ -911,16 +899,20 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _layer_outputs(params: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+    """``[x, a_1, …, a_{L-1}, p]``: sigmoid hidden layers, softmax output."""
+    outputs = [x]
+    for k in range(0, len(params), 2):
+        z = outputs[-1] @ params[k] + params[k + 1]
+        outputs.append(sigmoid(z) if k < len(params) - 2 else softmax(z))
+    return outputs
+
+
 def predict_proba(params: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
     """Class probabilities, shape ``(n_samples, n_classes)``, for ``x`` of shape
     ``(n_samples, n_in)``: sigmoid hidden layers, softmax output."""
     _check_params(params)
-    h = x
-    depth = len(params) // 2
-    for k in range(depth):
-        z = h @ params[2 * k] + params[2 * k + 1]
-        h = sigmoid(z) if k < depth - 1 else softmax(z)
-    return h
+    return _layer_outputs(params, x)[-1]
 
 
 def accuracy(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
@@ -990,10 +982,7 @@ def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
             f"x and y must hold as many samples, got {len(x)} and {len(y)}"
         )
     depth = len(params) // 2
-    activations = [x]
-    for k in range(depth - 1):
-        activations.append(sigmoid(activations[-1] @ params[2 * k] + params[2 * k + 1]))
-    p = softmax(activations[-1] @ params[-2] + params[-1])
+    *activations, p = _layer_outputs(params, x)
     n = len(y)
     rows = np.arange(n)
     delta = p.copy()
@@ -1052,6 +1041,29 @@ def finite_difference_check(
     return worst
 
 
+def _sgd_steps(params, x, y, lr, batch_size, seed):
+    """The steps of :func:`sgd_run`, without end (updating ``params`` in place);
+    yields after each step whether it ended an epoch."""
+    lr = check_float("lr", lr, positive=True)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not 0 < len(y) == len(x):
+        raise ValueError(
+            f"x and y must hold as many samples, at least one, got {len(x)} and {len(y)}"
+        )
+    rng = numpy_generator(seed)
+    while True:
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            batch = order[start : start + batch_size]
+            if batch_size == 1:
+                _, grads = sample_gradients(params, x[batch[0]], int(y[batch[0]]))
+            else:
+                _, grads = batch_gradients(params, x[batch], y[batch])
+            for p, g in zip(params, grads, strict=True):
+                p -= lr * g
+            yield start + batch_size >= len(y)
+
+
 def sgd_epoch(
     params: list[np.ndarray],
     x: np.ndarray,
@@ -1066,22 +1078,9 @@ def sgd_epoch(
     ``batch_size=1`` steps with :func:`sample_gradients` one sample at a time,
     larger batches with :func:`batch_gradients` (vectorised).
     """
-    _check_params(params)
-    lr = check_float("lr", lr, positive=True)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    order = numpy_generator(seed).permutation(len(y))
-    if batch_size == 1:
-        for i in order:
-            _, grads = sample_gradients(params, x[i], int(y[i]))
-            for p, g in zip(params, grads, strict=True):
-                p -= lr * g
-        return params
-    for start in range(0, len(y), batch_size):
-        batch = order[start : start + batch_size]
-        _, grads = batch_gradients(params, x[batch], y[batch])
-        for p, g in zip(params, grads, strict=True):
-            p -= lr * g
-    return params
+    for end_of_epoch in _sgd_steps(params, x, y, lr, batch_size, seed):
+        if end_of_epoch:
+            return params
 
 
 def sgd_run(
@@ -1105,28 +1104,11 @@ def sgd_run(
     ``batch_size`` per-sample gradients: ``⌈n / batch_size⌉`` steps make an epoch.
     Updates ``params`` in place.
     """
-    _check_params(params)
-    lr = check_float("lr", lr, positive=True)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    record = sorted(
-        {check_int(f"record[{i}]", r, minimum=1) for i, r in enumerate(record)}
-    )
-    if not record:
-        raise ValueError("record must list at least one step, got []")
-    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    record = sorted(set(_check_ints("record", record, "step", minimum=1)))
+    steps = _sgd_steps(params, x, y, lr, batch_size, seed)
     accuracies: dict[int, float] = {}
-    order, position = rng.permutation(len(y)), 0
     for step in range(1, record[-1] + 1):
-        if position >= len(y):
-            order, position = rng.permutation(len(y)), 0
-        batch = order[position : position + batch_size]
-        position += batch_size
-        if batch_size == 1:
-            _, grads = sample_gradients(params, x[batch[0]], int(y[batch[0]]))
-        else:
-            _, grads = batch_gradients(params, x[batch], y[batch])
-        for p, g in zip(params, grads, strict=True):
-            p -= lr * g
+        next(steps)
         if step in record:
             accuracies[step] = accuracy(params, x_test, y_test)
     return accuracies
