@@ -287,6 +287,13 @@ def _tiny_sgd_run(**kwargs):
         (lambda: ad.weight_gradient_ops([3]), "dims"),
         (lambda: _tiny_sgd_run(batch_size=0, record=[1]), "batch_size"),
         (lambda: _tiny_sgd_run(batch_size=1, record=[]), "record"),
+        (
+            lambda: ad.sgd_epoch(
+                ad.init_params(), np.ones((2, 64)), np.ones(1, dtype=int), lr=0.1
+            ),
+            "x and y",
+        ),
+        (lambda: ad.run_program([("sin", 0, 0)], [1.0]), "operation"),
     ],
 )
 def test_memory_and_training_arguments_are_checked(call, match):

@@ -149,11 +149,11 @@ def optimal_bracketing(dims: Sequence[int]):
     for length in range(2, n + 1):
         for i in range(1, n - length + 2):
             j = i + length - 1
-            best[i][j] = math.inf
-            for k in range(i, j):
-                cost = best[i][k] + best[k + 1][j] + d[j] * d[k] * d[i - 1]
-                if cost < best[i][j]:
-                    best[i][j], split[i][j] = cost, k
+            # (cost, k) pairs: equal costs go to the lower k
+            best[i][j], split[i][j] = min(
+                (best[i][k] + best[k + 1][j] + d[j] * d[k] * d[i - 1], k)
+                for k in range(i, j)
+            )
 
     def build(i: int, j: int):
         if i == j:
@@ -381,7 +381,7 @@ class _LiveStorages(TorchDispatchMode):
     in a :class:`_Held`, which the graph keeps until the backward pass has used it
     (then frees it). A storage counts once however many times it is held, and only
     while something holds it: while it is held it cannot be freed, so its address
-    cannot be reused. The storages of ``exclude`` are not counted.
+    cannot be reused. Saved tensors on the storages of ``exclude`` are not counted.
     """
 
     def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
@@ -455,8 +455,7 @@ def saved_bytes(
             raise ValueError(
                 f"forward must return a scalar, got shape {tuple(out.shape)}"
             )
-        held = ledger.live
-        ledger.peak = held
+        held = ledger.peak = ledger.live  # the backward pass starts from here
         if inputs and out.requires_grad:
             torch.autograd.grad(out, inputs)
         del out
@@ -572,8 +571,7 @@ def chain_gradient(
     n = len(weights)
     if n == 0:
         raise ValueError("weights must hold at least one matrix, got none")
-    k = n if segment is None else check_int("segment", segment, minimum=1)
-    k = min(k, n)
+    k = n if segment is None else min(check_int("segment", segment, minimum=1), n)
     starts = list(range(0, n, k))  # the first layer of every segment
     last = starts[-1]
     stored = []
@@ -853,10 +851,8 @@ def init_params(sizes: Sequence[int] = DIGITS_SIZES, seed: int = 0) -> list[np.n
     rng = numpy_generator(seed)
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
-        params.append(
-            rng.normal(0.0, 1.0 / math.sqrt(max(n_in, n_out)), size=(n_in, n_out))
-        )
-        params.append(np.zeros(n_out))
+        scale = 1.0 / math.sqrt(max(n_in, n_out))
+        params += [rng.normal(0.0, scale, size=(n_in, n_out)), np.zeros(n_out)]
     return params
 
 
@@ -992,9 +988,8 @@ def batch_gradients(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray):
     for k in range(depth - 1, -1, -1):
         grads[2 * k] = activations[k].T @ delta
         grads[2 * k + 1] = delta.sum(axis=0)
-        if k > 0:
-            a = activations[k]
-            delta = (delta @ params[2 * k].T) * a * (1.0 - a)
+        if k > 0:  # through W_k and the slope a_k (1 - a_k) of the sigmoid
+            delta = (delta @ params[2 * k].T) * activations[k] * (1.0 - activations[k])
     return float(-np.mean(np.log(p[rows, y]))), grads
 
 
