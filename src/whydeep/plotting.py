@@ -16,12 +16,14 @@ out several panels itself. Callbacks of :func:`static_slider` and
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import importlib
 import io
 import itertools
 import json
+import math
 import re
 import warnings
 import zlib
@@ -107,13 +109,12 @@ def png_bytes(fig, *, ratio: int = PIXEL_RATIO, tight: bool = True) -> bytes:
     ``tight`` crops the figure to what it draws (as notebooks show figures)."""
     ratio = check_int("ratio", ratio, minimum=1)
     buf = io.BytesIO()
-    metadata = {"Description": describe(fig) or None}
     fig.savefig(
         buf,
         format="png",
         dpi=fig.dpi * ratio,
         bbox_inches="tight" if tight else None,
-        metadata=metadata,
+        metadata={"Description": describe(fig) or None},
     )
     return buf.getvalue()
 
@@ -209,44 +210,34 @@ def phone_figure(fig, width: float = PHONE_WIDTH):
     plt.close(copy)
     if current and plt.fignum_exists(current.number):
         plt.figure(current.number)
-    panels = _panels(copy)
-    grids = {
-        ax.get_subplotspec().get_topmost_subplotspec().get_gridspec() for ax in panels
-    }
+    specs = {ax: ax.get_subplotspec().get_topmost_subplotspec() for ax in _panels(copy)}
+    grids = {spec.get_gridspec() for spec in specs.values()}
     old_w, old_h = copy.get_size_inches()
-    if len(grids) != 1 or not panels:
+    if len(grids) != 1:  # no grid, or several: only narrower
         scale = width / old_w
         copy.set_size_inches(width, max(old_h * scale, min(old_h, 2.4)))
-        _legends_for_phone(copy)
-        return copy
-    (grid,) = grids
-    n_rows, n_cols = grid.get_geometry()
-    panel_w, panel_h = old_w / n_cols, old_h / n_rows
-    top = sorted(
-        panels,
-        key=lambda ax: (
-            ax.get_subplotspec().get_topmost_subplotspec().rowspan.start,
-            ax.get_subplotspec().get_topmost_subplotspec().colspan.start,
-        ),
-    )
-    short = all(len(ax.get_title().translate(_PLAIN)) <= 16 for ax in top)
-    cols = 2 if len(top) >= 6 and n_cols >= 2 and short else 1
-    cells, row, col = [], 0, 0
-    for ax in top:
-        spec = ax.get_subplotspec().get_topmost_subplotspec()
-        wide = len(spec.colspan) > 1 and cols > 1
-        if wide and col:
-            row, col = row + 1, 0
-        cells.append((row, slice(0, cols) if wide else col))
-        row, col = (row + 1, 0) if wide or col + 1 == cols else (row, col + 1)
-    n_new = row + (col > 0)
-    new_w = width / cols
-    new_h = max(panel_h * new_w / panel_w, min(panel_h, 2.4))
-    copy.set_size_inches(width, new_h * n_new)
-    layout = copy.add_gridspec(n_new, cols)
-    for ax, (r, c) in zip(top, cells, strict=True):
-        ax.set_subplotspec(layout[r, c])
-        ax.tick_params(labelbottom=True, labelleft=True)
+    else:
+        n_rows, n_cols = grids.pop().get_geometry()
+        panel_w, panel_h = old_w / n_cols, old_h / n_rows
+        top = sorted(
+            specs, key=lambda ax: (specs[ax].rowspan.start, specs[ax].colspan.start)
+        )
+        short = all(len(ax.get_title().translate(_PLAIN)) <= 16 for ax in top)
+        cols = 2 if len(top) >= 6 and n_cols >= 2 and short else 1
+        cells, row, col = [], 0, 0
+        for ax in top:
+            wide = len(specs[ax].colspan) > 1 and cols > 1
+            if wide and col:
+                row, col = row + 1, 0
+            cells.append((row, slice(0, cols) if wide else col))
+            row, col = (row + 1, 0) if wide or col + 1 == cols else (row, col + 1)
+        n_new = row + (col > 0)
+        new_h = max(panel_h * (width / cols) / panel_w, min(panel_h, 2.4))
+        copy.set_size_inches(width, new_h * n_new)
+        layout = copy.add_gridspec(n_new, cols)
+        for ax, (r, c) in zip(top, cells, strict=True):
+            ax.set_subplotspec(layout[r, c])
+            ax.tick_params(labelbottom=True, labelleft=True)
     _legends_for_phone(copy)
     return copy
 
@@ -278,6 +269,19 @@ def _legends_for_phone(fig) -> None:
         warnings.simplefilter("ignore")
         fig.draw_without_rendering()  # lays the figure out: sizes are known
     renderer = fig.canvas.get_renderer()
+
+    def relay(old, make) -> float:
+        """``old``'s entries laid by ``make`` in two columns if they fit across
+        the figure, else one; returns the new legend's height in inches."""
+        handles, labels = old.legend_handles, [t.get_text() for t in old.get_texts()]
+        for ncols in (2, 1):
+            new = make(handles, labels, ncols=min(ncols, len(labels)))
+            box = new.get_window_extent(renderer)
+            # one column is the narrowest there is
+            if box.width <= fig.bbox.width * 0.95 or ncols == 1:
+                return box.height / fig.dpi
+            new.remove()
+
     grow = 0.0
     for ax in _panels(fig):
         old = ax.get_legend()
@@ -289,41 +293,23 @@ def _legends_for_phone(fig) -> None:
         )
         if overlap <= area.width * area.height / 8 and box.width <= area.width:
             continue
-        handles = old.legend_handles
-        labels = [t.get_text() for t in old.get_texts()]
-        title = old.get_title().get_text() or None
-        old.set_visible(False)
+        old.set_visible(False)  # out of the panel's extent below
         below = (area.y0 - ax.get_tightbbox(renderer).y0) / fig.dpi + 0.05
         place = ax.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans)
-        for ncols in (2, 1):
-            new = ax.legend(
-                handles,
-                labels,
+        title = old.get_title().get_text() or None
+        grow += below + relay(
+            old,
+            functools.partial(
+                ax.legend,
                 title=title,
-                ncols=min(ncols, len(labels)),
                 loc="upper center",
                 bbox_to_anchor=(0.5, 0),
                 bbox_transform=place,
-            )
-            if new.get_window_extent(renderer).width <= fig.bbox.width * 0.95:
-                break
-        grow += new.get_window_extent(renderer).height / fig.dpi + below
+            ),
+        )
     for old in list(fig.legends):
-        handles = old.legend_handles
-        labels = [t.get_text() for t in old.get_texts()]
         old.remove()
-        for ncols in (2, 1):
-            new = fig.legend(
-                handles,
-                labels,
-                ncols=min(ncols, len(labels)),
-                loc="outside lower center",
-            )
-            fits = new.get_window_extent(renderer).width <= fig.bbox.width * 0.95
-            if fits or ncols == 1:  # one column is the narrowest there is
-                break
-            new.remove()
-        grow += new.get_window_extent(renderer).height / fig.dpi
+        grow += relay(old, functools.partial(fig.legend, loc="outside lower center"))
     if grow:
         w, h = fig.get_size_inches()
         fig.set_size_inches(w, h + grow)
@@ -349,14 +335,17 @@ def phone_png(fig, *, tight: bool = True) -> bytes | None:
             plt.close(copy)
 
 
-def _figure_png(fig):
-    data = png_bytes(fig)
+def _shown(data: bytes) -> tuple[int, int]:
+    """The size in CSS pixels at which PNG ``data`` is shown."""
     width, height = png_size(data)
-    phone = phone_png(fig)
-    if phone is not None:
-        data = with_phone(data, phone)
-    shown = {"width": width // PIXEL_RATIO, "height": height // PIXEL_RATIO}
-    return data, shown
+    return width // PIXEL_RATIO, height // PIXEL_RATIO
+
+
+def _figure_png(fig):
+    data, phone = png_bytes(fig), phone_png(fig)
+    width, height = _shown(data)
+    data = data if phone is None else with_phone(data, phone)
+    return data, {"width": width, "height": height}
 
 
 def _display_figures_sharp() -> None:
@@ -406,28 +395,28 @@ def _png(fig) -> tuple[str, tuple[int, int], str, tuple | None]:
     import matplotlib.pyplot as plt
 
     data = png_bytes(fig, tight=False)  # every frame the same size
-    width, height = png_size(data)
-    text = describe(fig)
-    phone = phone_png(fig, tight=False)
+    text, phone = describe(fig), phone_png(fig, tight=False)
     plt.close(fig)
-    if phone is not None:
-        p_width, p_height = png_size(phone)
-        phone = _uri(phone), (p_width // PIXEL_RATIO, p_height // PIXEL_RATIO)
-    return _uri(data), (width // PIXEL_RATIO, height // PIXEL_RATIO), text, phone
+    return _uri(data), _shown(data), text, phone and (_uri(phone), _shown(phone))
 
 
-def _check_slider_values(params: dict) -> dict[str, list]:
+def _check_slider_values(params: dict, initial: dict | None):
+    """``params`` with every sequence of values as a list, and ``initial`` as a dict."""
     if not isinstance(params, dict) or not params:
         raise ValueError(
             f"params must be a non-empty dict of name -> values, got {params!r}"
         )
-    out = {}
+    params = {name: list(values) for name, values in params.items()}
     for name, values in params.items():
-        values = list(values)
         if not values:
             raise ValueError(f"params[{name!r}] must list at least one value, got []")
-        out[name] = values
-    return out
+    initial = dict(initial or {})
+    for name, value in initial.items():
+        if name not in params or value not in params[name]:
+            raise ValueError(
+                f"initial[{name!r}] must be one of params[{name!r}], got {value!r}"
+            )
+    return params, initial
 
 
 def static_slider(
@@ -462,49 +451,39 @@ def static_slider(
     import matplotlib.pyplot as plt
     from IPython.display import HTML
 
-    params = _check_slider_values(params)
-    initial = dict(initial or {})
-    for name, value in initial.items():
-        if name not in params or value not in params[name]:
-            raise ValueError(
-                f"initial[{name!r}] must be one of params[{name!r}], got {value!r}"
-            )
-    names = list(params)
+    params, initial = _check_slider_values(params, initial)
+    names, sizes = list(params), [len(values) for values in params.values()]
     frames = []
     for combo in itertools.product(*params.values()):
         fig = plt.figure(figsize=figsize)
         draw(fig, **dict(zip(names, combo, strict=True)))
         frames.append(_png(fig))
-    start = [params[n].index(initial[n]) if n in initial else 0 for n in names]
-    labels = [[fmt(v) for v in params[n]] for n in names]
-    uris = [frame[0] for frame in frames]
-    phones = [frame[3] for frame in frames]
+    uris, shown, texts, phones = zip(*frames, strict=True)
     phones = None if None in phones else phones
     uid = "whydeep-slider-" + hashlib.sha1("".join(uris).encode()).hexdigest()[:12]
-    sizes = [len(params[n]) for n in names]
-    first = sum(i * s for i, s in zip(start, _strides(sizes), strict=True))
-    (width, height), text = frames[first][1], frames[first][2]
+    # frame k of the flat list shows value (k // strides[p]) % sizes[p] of param p
+    strides = [math.prod(sizes[p + 1 :]) for p in range(len(sizes))]
+    start = [params[n].index(initial[n]) if n in initial else 0 for n in names]
+    first = sum(i * s for i, s in zip(start, strides, strict=True))
+    labels = [[fmt(v) for v in params[n]] for n in names]
     source = ""
     if phones is not None:
-        (p_width, p_height) = phones[first][1]
+        uri, (p_width, p_height) = phones[first]
         source = (
-            f'<source media="{PHONE_MEDIA}" srcset="{phones[first][0]} 2x" '
+            f'<source media="{PHONE_MEDIA}" srcset="{uri} 2x" '
             f'width="{p_width}" height="{p_height}">'
         )
+    chosen = list(enumerate(zip(names, start, strict=True)))
     alt = "Interactive figure, one frame per slider position. " + (
-        text
-        or "Frame for "
-        + ", ".join(
-            f"{n} = {labels[k][i]}"
-            for k, (n, i) in enumerate(zip(names, start, strict=True))
-        )
+        texts[first]
+        or "Frame for " + ", ".join(f"{n} = {labels[k][i]}" for k, (n, i) in chosen)
     )
     controls = "".join(
         f'<label style="display:block;margin:0.2em 0">{html.escape(str(n))} '
-        f'<input type="range" min="0" max="{len(params[n]) - 1}" value="{i}" step="1" '
+        f'<input type="range" min="0" max="{sizes[k] - 1}" value="{i}" step="1" '
         f'data-param="{k}" style="vertical-align:middle;width:50%"> '
         f"<output>{html.escape(labels[k][i])}</output></label>"
-        for k, (n, i) in enumerate(zip(names, start, strict=True))
+        for k, (n, i) in chosen
     )
     # The frames are data URIs in the notebook; the book's build writes each
     # one to a file and puts its address in their place (_ext/whydeep_reading.py).
@@ -514,7 +493,7 @@ def static_slider(
         'var frames=JSON.parse(root.querySelector(".whydeep-slider-frames")'
         ".textContent);"
         f"var labels={json.dumps(labels)};"
-        f"var strides={json.dumps(_strides(sizes))};"
+        f"var strides={json.dumps(strides)};"
         'var img=root.querySelector("img");'
         'var inputs=root.querySelectorAll("input");'
         "function update(){var k=0;inputs.forEach(function(el){"
@@ -528,7 +507,8 @@ def static_slider(
     )
     body = (
         f'<div class="whydeep-slider" id="{uid}"><picture>{source}'
-        f'<img alt="{html.escape(alt)}" width="{width}" height="{height}" '
+        f'<img alt="{html.escape(alt)}" width="{shown[first][0]}" '
+        f'height="{shown[first][1]}" '
         'loading="lazy" style="max-width:100%;height:auto" '
         f'src="{uris[first]}"></picture>'
         f"<div>{controls}</div>"
@@ -538,14 +518,6 @@ def static_slider(
         f"<script>{script}</script></div>"
     )
     return HTML(body)
-
-
-def _strides(sizes: list[int]) -> list[int]:
-    strides, step = [], 1
-    for size in reversed(sizes):
-        strides.append(step)
-        step *= size
-    return list(reversed(strides))
 
 
 def interactive(
@@ -563,7 +535,7 @@ def interactive(
     live ``ipywidgets`` sliders over the same values that call ``draw`` again on
     every move, and returns the widget.
     """
-    params = _check_slider_values(params)
+    params, initial = _check_slider_values(params, initial)
     try:
         import ipywidgets as widgets
     except ImportError:
@@ -573,7 +545,6 @@ def interactive(
 
     import matplotlib.pyplot as plt
 
-    initial = dict(initial or {})
     sliders = {
         name: widgets.SelectionSlider(
             options=[(fmt(v), v) for v in values],
