@@ -19,34 +19,29 @@ from torch import nn
 from ._checks import check_choice, check_float, check_int, torch_generator
 
 
-def _tanh(x):
-    return torch.tanh(x) if isinstance(x, torch.Tensor) else np.tanh(x)
+def _elementwise(on_tensor, on_array):
+    """One elementwise function of a PyTorch tensor or a NumPy array."""
+    return lambda x: on_tensor(x) if isinstance(x, torch.Tensor) else on_array(x)
 
 
-def _tanh_slope(x):
-    return 1.0 - _tanh(x) ** 2
-
-
-def _relu(x):
-    return x.clamp(min=0.0) if isinstance(x, torch.Tensor) else np.maximum(x, 0.0)
-
-
-def _relu_slope(x):
-    if isinstance(x, torch.Tensor):
-        return (x > 0).to(x.dtype)
-    return (np.asarray(x) > 0).astype(float)
-
-
-def _identity_slope(x):
-    return torch.ones_like(x) if isinstance(x, torch.Tensor) else np.ones_like(x, float)
-
+_tanh = _elementwise(torch.tanh, np.tanh)
 
 #: The book's activations: name -> (module class, phi, phi'). ``phi`` and ``phi'``
 #: act elementwise on NumPy arrays and on PyTorch tensors alike.
 ACTIVATION_TABLE = {
-    "tanh": (nn.Tanh, _tanh, _tanh_slope),
-    "relu": (nn.ReLU, _relu, _relu_slope),
-    "linear": (nn.Identity, lambda x: x, _identity_slope),
+    "tanh": (nn.Tanh, _tanh, lambda x: 1.0 - _tanh(x) ** 2),
+    "relu": (
+        nn.ReLU,
+        _elementwise(lambda x: x.clamp(min=0.0), lambda x: np.maximum(x, 0.0)),
+        _elementwise(
+            lambda x: (x > 0).to(x.dtype), lambda x: (np.asarray(x) > 0).astype(float)
+        ),
+    ),
+    "linear": (
+        nn.Identity,
+        lambda x: x,
+        _elementwise(torch.ones_like, lambda x: np.ones_like(x, float)),
+    ),
 }
 ACTIVATIONS = tuple(ACTIVATION_TABLE)
 
@@ -90,10 +85,8 @@ def n_params(
     a bias adds one parameter per non-input unit, ``(depth - 1)*width + n_out``.
     """
     sizes = layer_sizes(n_in, width, depth, n_out)
-    weights = n_in * width + (depth - 2) * width**2 + width * n_out
-    biases = (depth - 1) * width + n_out if bias else 0
-    assert weights == sum(a * b for a, b in itertools.pairwise(sizes))
-    return weights + biases
+    weights = sum(fan_in * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+    return weights + (sum(sizes[1:]) if bias else 0)
 
 
 #: Weight rules: name -> the fan ``n`` of a layer (fan-in, fan-out) in
@@ -241,6 +234,15 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
+def _padded_parameter(value: torch.Tensor, mask: torch.Tensor) -> nn.Parameter:
+    """``value`` as a parameter that is zero, and stays zero in training, where
+    ``mask`` is zero (the padding of narrower members)."""
+    param = nn.Parameter(value * mask)
+    if not bool(mask.all()):
+        param.register_hook(lambda grad: grad * mask)
+    return param
+
+
 class BatchedMLP(nn.Module):
     """``n_models`` independent MLPs evaluated as one batched computation.
 
@@ -358,13 +360,9 @@ class BatchedMLP(nn.Module):
                 if bias:
                     u_b = torch.rand(n_u, fan_out, generator=generator, dtype=dtype)
                     b[u] = (2 * u_b - 1) * bound[:, None]
-            self.weights.append(nn.Parameter(w * mask))
-            if not bool(mask.all()):  # padding stays zero
-                self.weights[i].register_hook(lambda g, m=mask: g * m)
+            self.weights.append(_padded_parameter(w, mask))
             if bias:
-                self.biases.append(nn.Parameter(b * rows_mask))
-                if not bool(rows_mask.all()):
-                    self.biases[i].register_hook(lambda g, m=rows_mask: g * m)
+                self.biases.append(_padded_parameter(b, rows_mask))
 
     @property
     def n_models(self) -> int:
