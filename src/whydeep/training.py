@@ -147,9 +147,9 @@ def fit(
 
     def closure():
         opt.zero_grad()
-        per_model = loss_fn(model(x), y)
-        per_model.sum().backward()
-        return per_model.sum()
+        total = loss_fn(model(x), y).sum()
+        total.backward()
+        return total
 
     losses, steps, extra = [], [], {}
 
@@ -168,17 +168,13 @@ def fit(
         total = float(opt.step(closure).detach())
         if step % record_every == 0 or step == max_steps:
             take_record(step)
-        if total == 0.0:
+        if tol > 0 and total < best * (1 - tol):
+            best, since_best = total, 0
+        else:
+            since_best += 1
+        if total == 0.0 or (tol > 0 and since_best >= patience):
             converged = True
             break
-        if tol > 0:
-            if total < best * (1 - tol):
-                best, since_best = total, 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    converged = True
-                    break
     if steps[-1] != step:
         take_record(step)
     return History(
@@ -346,7 +342,8 @@ def fit_levenberg_marquardt(
             f"y must have shape ({n_samples}, 1) or ({n_models}, {n_samples}, 1), "
             f"got {tuple(y.shape)}"
         )
-    x_t, y = x.to(dtype).T, y.to(dtype)
+    # detached, as width_groups' weights are: nothing here needs autograd
+    x_t, y = x.detach().to(dtype).T, y.detach().to(dtype)
 
     def residuals(params, y, jacobian=True):
         return _residuals_and_jacobian(
@@ -359,21 +356,17 @@ def fit_levenberg_marquardt(
             jacobian=jacobian,
         )
 
+    # members of one width: their indices, their unpadded weights and biases
+    # (updated in place) and their targets
     groups = [
-        {
-            "idx": idx,
-            "params": params,
-            "y": y[idx, :, 0] if y.dim() == 3 else y[:, 0].expand(len(idx), -1),
-        }
+        (idx, params, y[idx, :, 0] if y.dim() == 3 else y[:, 0].expand(len(idx), -1))
         for idx, params in model.width_groups()
     ]
 
     lam = torch.full((n_models,), damping, dtype=dtype)
     loss = torch.empty(n_models, dtype=dtype)
-    with torch.no_grad():
-        for g in groups:
-            r, _ = residuals(g["params"], g["y"], jacobian=False)
-            loss[g["idx"]] = (r**2).mean(dim=1)
+    for idx, params, targets in groups:
+        loss[idx] = (residuals(params, targets, jacobian=False)[0] ** 2).mean(dim=1)
     best = loss.clone()
     since_best = torch.zeros(n_models, dtype=torch.long)
     active = torch.ones(n_models, dtype=torch.bool)
@@ -381,64 +374,63 @@ def fit_levenberg_marquardt(
     no_step = torch.zeros(n_models, dtype=torch.bool)
     taken = torch.zeros(n_models, dtype=torch.long)
     losses = [loss.numpy().copy()]
-    with torch.no_grad():
-        for _step in range(max_steps):
-            if not active.any():
-                break
-            previous = loss.clone()
-            for g in groups:
-                live = active[g["idx"]]
-                if not live.any():
-                    continue
-                members = g["idx"][live]
-                live_params = [p[live] for p in g["params"]]
-                r, jac_t = residuals(live_params, g["y"][live])
-                grad = (jac_t @ r[..., None]).squeeze(2)
-                direct = jac_t.shape[1] <= direct_max
-                if direct:
-                    system = jac_t @ jac_t.transpose(1, 2)
-                    diag = system.diagonal(dim1=1, dim2=2)
-                else:
-                    diag = torch.einsum("gpn,gpn->gp", jac_t, jac_t)
-                scale = diag + 1e-9 * diag.mean(dim=1, keepdim=True)
-                if direct:
-                    system = system + torch.diag_embed(lam[members, None] * scale)
-                    chol, info = torch.linalg.cholesky_ex(system)
-                    step = -torch.cholesky_solve(grad[..., None], chol).squeeze(2)
-                else:
-                    step = _damped_gauss_newton_cg(
-                        jac_t, grad, lam[members, None] * scale, scale, cg_steps
-                    )
-                    info = torch.zeros(len(members), dtype=torch.int32)
-                sizes = [p[0].numel() for p in live_params]
-                trial = [
-                    w + s.view_as(w)
-                    for w, s in zip(live_params, step.split(sizes, dim=1), strict=True)
-                ]
-                r_new, _ = residuals(trial, g["y"][live], jacobian=False)
-                new_loss = (r_new**2).mean(dim=1)
-                accept = (new_loss < loss[members]) & (info == 0)
-                for w, old, new in zip(g["params"], live_params, trial, strict=True):
-                    keep = accept.view(-1, *[1] * (new.dim() - 1))
-                    w[live] = torch.where(keep, new, old)
-                loss[members] = torch.where(accept, new_loss, loss[members])
-                lam[members] = torch.where(accept, lam[members] / 3, lam[members] * 4)
-            taken += active.long()
-            improved = loss < best * (1 - tol)
-            best = torch.where(improved, loss, best)
-            # a rejected step only raises λ: it says nothing yet about a plateau
-            stalled = active & (loss == previous) & (lam <= 1e12)
-            since_best = torch.where(improved, 0, since_best + (~stalled).long())
-            done = active & ((since_best >= patience) | (loss == 0) | (lam > 1e12))
-            converged |= done
-            no_step |= done & (lam > 1e12)
-            active &= ~done
-            losses.append(loss.numpy().copy())
-            if callback is not None:
-                callback(len(losses) - 1, int(active.sum()))
+    for _step in range(max_steps):
+        if not active.any():
+            break
+        previous = loss.clone()
+        for idx, params, targets in groups:
+            live = active[idx]
+            if not live.any():
+                continue
+            members = idx[live]
+            live_params = [p[live] for p in params]
+            r, jac_t = residuals(live_params, targets[live])
+            grad = (jac_t @ r[..., None]).squeeze(2)
+            direct = jac_t.shape[1] <= direct_max
+            if direct:
+                system = jac_t @ jac_t.transpose(1, 2)
+                diag = system.diagonal(dim1=1, dim2=2)
+            else:
+                diag = torch.einsum("gpn,gpn->gp", jac_t, jac_t)
+            scale = diag + 1e-9 * diag.mean(dim=1, keepdim=True)
+            if direct:
+                system = system + torch.diag_embed(lam[members, None] * scale)
+                chol, info = torch.linalg.cholesky_ex(system)
+                step = -torch.cholesky_solve(grad[..., None], chol).squeeze(2)
+            else:
+                step = _damped_gauss_newton_cg(
+                    jac_t, grad, lam[members, None] * scale, scale, cg_steps
+                )
+                info = torch.zeros(len(members), dtype=torch.int32)
+            sizes = [p[0].numel() for p in live_params]
+            trial = [
+                w + s.view_as(w)
+                for w, s in zip(live_params, step.split(sizes, dim=1), strict=True)
+            ]
+            r_new, _ = residuals(trial, targets[live], jacobian=False)
+            new_loss = (r_new**2).mean(dim=1)
+            accept = (new_loss < loss[members]) & (info == 0)
+            for w, old, new in zip(params, live_params, trial, strict=True):
+                keep = accept.view(-1, *[1] * (new.dim() - 1))
+                w[live] = torch.where(keep, new, old)
+            loss[members] = torch.where(accept, new_loss, loss[members])
+            lam[members] = torch.where(accept, lam[members] / 3, lam[members] * 4)
+        taken += active.long()
+        improved = loss < best * (1 - tol)
+        best = torch.where(improved, loss, best)
+        # a rejected step only raises λ: it says nothing yet about a plateau
+        stalled = active & (loss == previous) & (lam <= 1e12)
+        since_best = torch.where(improved, 0, since_best + (~stalled).long())
+        done = active & ((since_best >= patience) | (loss == 0) | (lam > 1e12))
+        converged |= done
+        no_step |= done & (lam > 1e12)
+        active &= ~done
+        losses.append(loss.numpy().copy())
+        if callback is not None:
+            callback(len(losses) - 1, int(active.sum()))
 
-    for g in groups:
-        model.set_members(g["idx"], g["params"])
+    for idx, params, _ in groups:
+        model.set_members(idx, params)
     return History(
         loss=np.array(losses),
         steps=np.arange(len(losses)),
