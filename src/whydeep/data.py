@@ -28,19 +28,11 @@ class Digits(NamedTuple):
         """The same split with float32 inputs and int64 labels as PyTorch tensors."""
         import torch
 
-        def inputs(a):
-            return torch.as_tensor(a, dtype=torch.float32)
-
-        def labels(a):
-            return torch.as_tensor(a, dtype=torch.int64)
-
-        return Digits(
-            inputs(self.x_train),
-            labels(self.y_train),
-            inputs(self.x_test),
-            labels(self.y_test),
-            self.images_test,
-        )
+        dtypes = (torch.float32, torch.int64) * 2  # x_train, y_train, x_test, y_test
+        tensors = [
+            torch.as_tensor(a, dtype=t) for a, t in zip(self[:4], dtypes, strict=True)
+        ]
+        return Digits(*tensors, self.images_test)
 
 
 def load_digits(
@@ -85,10 +77,5 @@ def load_digits(
         x = (x - x[train].mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     else:
         x = x / 16.0
-    return Digits(
-        x[train],
-        digits.target[train],
-        x[test],
-        digits.target[test],
-        digits.images[test],
-    )
+    y, images = digits.target, digits.images
+    return Digits(x[train], y[train], x[test], y[test], images[test])

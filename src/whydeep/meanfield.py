@@ -223,15 +223,8 @@ def _correlation_terms(c, sigma_w, sigma_b):
         raise ValueError(f"c must lie in [-1, 1], got {c!r}")
     c, sigma_w, sigma_b = np.broadcast_arrays(c, sigma_w, sigma_b)
     q_star = fixed_point(sigma_w, sigma_b)
-    product, slopes = _pair_means(c.ravel(), q_star.ravel())
-    return (
-        c,
-        sigma_w,
-        sigma_b,
-        q_star,
-        product.reshape(c.shape),
-        slopes.reshape(c.shape),
-    )
+    means = _pair_means(c.ravel(), q_star.ravel())
+    return c, sigma_w, sigma_b, q_star, *(m.reshape(c.shape) for m in means)
 
 
 def correlation_map(c, sigma_w, sigma_b=0.0):
