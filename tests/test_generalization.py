@@ -365,7 +365,7 @@ def test_full_batch_gradient_descent_sits_at_the_edge_of_stability():
             lambda: gen.simulate_subset_risk(10, [9], np.ones(5)),
             "ps must not exceed len",
         ),
-        (lambda: gen.simulate_isotropic_risk(10, [], 1.0), "ps must not be empty"),
+        (lambda: gen.simulate_isotropic_risk(10, [], 1.0), "ps must be a non-empty"),
         (lambda: gen.corrupt_labels([1, 2], 1.5), "fraction must be <= 1.0"),
         (
             lambda: gen.corrupt_labels([0.5, 1.0], 0.5),
@@ -406,7 +406,7 @@ def test_full_batch_gradient_descent_sits_at_the_edge_of_stability():
                 np.zeros(2, int),
                 [],
             ),
-            "fractions must be a non-empty vector",
+            "fractions must be finite numbers \\(at least one\\)",
         ),
         (
             lambda: gen.train_tracking_sharpness(
@@ -418,7 +418,7 @@ def test_full_batch_gradient_descent_sits_at_the_edge_of_stability():
             ),
             "batch_size must be an integer <= 4",
         ),
-        (lambda: gen.circle_points([[0.0]]), "angles must be a finite vector"),
+        (lambda: gen.circle_points([[0.0]]), "angles must be a 1-d array"),
         (
             lambda: gen.completion_error(np.eye(2), np.eye(2), np.ones((2, 2), bool)),
             "mask must leave at least one entry unobserved",
@@ -439,6 +439,6 @@ def test_plot_draws_checks_shapes():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="draws must have shape"):
         gen.plot_draws(ax, [1, 2, 3], np.ones((4, 2)))
-    with pytest.raises(ValueError, match="center must be 'mean' or 'median'"):
+    with pytest.raises(ValueError, match="center must be one of 'mean', 'median'"):
         gen.plot_draws(ax, [1, 2], np.ones((4, 2)), center="mode")
     plt.close(fig)

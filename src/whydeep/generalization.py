@@ -18,13 +18,15 @@ Sections follow the chapter:
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_float, check_int, numpy_generator
+from ._checks import check_choice, check_float, check_int, numpy_generator
 from .autodiff import flat_loss, top_hessian_eigenvalue
 from .nets import BatchedMLP, mlp
 
@@ -33,10 +35,15 @@ from .nets import BatchedMLP, mlp
 # ---------------------------------------------------------------------------
 
 
-def _positive_array(name: str, values) -> np.ndarray:
+def _array(name: str, values, ndim: int | None = None, *, positive=False):
+    """``values`` as a non-empty finite float array, of ``ndim`` dimensions or
+    with positive entries when asked, or ``ValueError`` naming ``name``."""
     arr = np.asarray(values, dtype=float)
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"{name} must be finite positive numbers, got {values!r}")
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
+        what = "finite positive numbers" if positive else "finite numbers"
+        raise ValueError(f"{name} must be {what} (at least one), got {values!r}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
     return arr
 
 
@@ -44,12 +51,26 @@ def _int_list(name: str, values, minimum: int = 1) -> list[int]:
     try:
         items = list(values)
     except TypeError:
-        raise ValueError(
-            f"{name} must be a sequence of integers, got {values!r}"
-        ) from None
+        items = []
     if not items:
-        raise ValueError(f"{name} must not be empty, got {values!r}")
+        raise ValueError(
+            f"{name} must be a non-empty sequence of integers, got {values!r}"
+        )
     return [check_int(f"{name}[i]", v, minimum=minimum) for v in items]
+
+
+def _stack(rows: list[dict], shape: tuple) -> dict:
+    """Per-run results (dicts of numbers or arrays, in C order over a grid of
+    ``shape``) as one array per key, of shape ``shape`` + the value's shape."""
+    return {
+        k: np.array([r[k] for r in rows]).reshape(*shape, *np.shape(rows[0][k]))
+        for k in rows[0]
+    }
+
+
+def _relative_change(new: np.ndarray, old: np.ndarray) -> float:
+    """``||new - old|| / ||old||`` (Frobenius for matrices)."""
+    return float(np.linalg.norm(new - old) / np.linalg.norm(old))
 
 
 class _Adam:
@@ -59,21 +80,20 @@ class _Adam:
     seconds: more than the whole training run of this chapter's networks.
     """
 
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+    def __init__(self, params, lr: float):
+        self.params, self.lr, self.t = params, lr, 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
 
     def step(self, loss: torch.Tensor) -> None:
         grads = torch.autograd.grad(loss, self.params)
         self.t += 1
-        b1, b2 = self.betas
+        b1, b2 = 0.9, 0.999
         with torch.no_grad():
             for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
+                denom = (v / (1 - b2**self.t)).sqrt_().add_(1e-8)
                 p.addcdiv_(m, denom, value=-self.lr / (1 - b1**self.t))
 
 
@@ -91,7 +111,7 @@ def ridgeless_risk(gamma, signal: float = 1.0, noise: float = 1.0) -> np.ndarray
     (``inf`` at ``gamma = 1``). ``signal`` is ``||beta||^2``, ``noise`` the
     noise variance.
     """
-    gamma = _positive_array("gamma", gamma)
+    gamma = _array("gamma", gamma, positive=True)
     signal = check_float("signal", signal, nonnegative=True)
     noise = check_float("noise", noise, nonnegative=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -104,7 +124,7 @@ def mp_stieltjes(z, gamma) -> np.ndarray:
     """Stieltjes transform ``m(z) = E[1/(s - z)]`` of the Marchenko–Pastur law
     with ratio ``gamma``, for real ``z < 0``."""
     z = np.asarray(z, dtype=float)
-    gamma = _positive_array("gamma", gamma)
+    gamma = _array("gamma", gamma, positive=True)
     if np.any(z >= 0):
         raise ValueError(f"z must be negative, got {z!r}")
     lam = -z
@@ -119,7 +139,7 @@ def optimal_ridge_risk(gamma, signal: float = 1.0, noise: float = 1.0) -> np.nda
     is ``noise * gamma * m(-lambda*)``, with ``m`` the Marchenko–Pastur
     Stieltjes transform (Dobriban and Wager 2018; Hastie et al. 2019).
     """
-    gamma = _positive_array("gamma", gamma)
+    gamma = _array("gamma", gamma, positive=True)
     signal = check_float("signal", signal, positive=True)
     noise = check_float("noise", noise, positive=True)
     lam = noise * gamma / signal
@@ -137,9 +157,7 @@ def subset_risk(n: int, p, beta, noise: float = 1.0) -> np.ndarray:
     and infinite in between. The risk includes the noise.
     """
     n = check_int("n", n, minimum=2)
-    beta = np.asarray(beta, dtype=float)
-    if beta.ndim != 1 or beta.size == 0 or not np.all(np.isfinite(beta)):
-        raise ValueError(f"beta must be a finite vector, got shape {beta.shape}")
+    beta = _array("beta", beta, 1)
     noise = check_float("noise", noise, nonnegative=True)
     p = np.atleast_1d(np.asarray(p))
     if p.dtype.kind not in "iu" or np.any(p < 1) or np.any(p > beta.size):
@@ -170,11 +188,8 @@ def finite_ridgeless_risk(n: int, p, signal: float = 1.0, noise: float = 1.0):
         raise ValueError(f"p must be positive integers, got {p!r}")
     signal = check_float("signal", signal, nonnegative=True)
     noise = check_float("noise", noise, nonnegative=True)
-    out = np.full(p.shape, np.inf)
-    for i, q in enumerate(p):
-        beta = np.full(q, np.sqrt(signal / q))
-        out[i] = subset_risk(n, np.array([q]), beta, noise)[0] - noise
-    return out
+    risk = [subset_risk(n, q, np.full(q, np.sqrt(signal / q)), noise)[0] for q in p]
+    return np.array(risk) - noise
 
 
 def simulate_isotropic_risk(
@@ -197,33 +212,12 @@ def simulate_isotropic_risk(
     seed = check_int("seed", seed, minimum=0)
     signal = check_float("signal", signal, positive=True)
     noise = check_float("noise", noise, nonnegative=True)
-    out = np.empty((check_int("n_draws", n_draws, minimum=1), len(ps)))
+    risk = []
     for j, p in enumerate(ps):
         beta = np.full(p, np.sqrt(signal / p))
-        out[:, j] = (
-            simulate_subset_risk(
-                n, [p], beta, noise, n_draws=n_draws, ridge=ridge, seed=seed + j
-            )[:, 0]
-            - noise
-        )
-    return out
-
-
-def _least_squares_batch(x: np.ndarray, y: np.ndarray, ridge: np.ndarray):
-    """Minimum-norm (``ridge = 0``) or ridge solutions for a stack of problems.
-
-    ``x`` has shape ``(k, n, p)``, ``y`` ``(k, n)``; ``ridge`` shape ``(k,)`` is
-    the penalty ``lambda`` in ``||y - x b||^2 / n + lambda ||b||^2``.
-    """
-    _, n, p = x.shape
-    reg = (n * ridge)[:, None, None]
-    if p <= n:
-        xt = np.swapaxes(x, 1, 2)
-        gram = xt @ x + reg * np.eye(p)
-        return np.linalg.solve(gram, xt @ y[..., None])[..., 0]
-    gram = x @ np.swapaxes(x, 1, 2) + reg * np.eye(n)
-    alpha = np.linalg.solve(gram, y[..., None])
-    return (np.swapaxes(x, 1, 2) @ alpha)[..., 0]
+        kwargs = {"n_draws": n_draws, "ridge": ridge, "seed": seed + j}
+        risk.append(simulate_subset_risk(n, [p], beta, noise, **kwargs)[:, 0])
+    return np.stack(risk, axis=1) - noise
 
 
 def simulate_subset_risk(
@@ -249,31 +243,30 @@ def simulate_subset_risk(
     numpy.ndarray, shape (n_draws, len(ps))
     """
     n = check_int("n", n, minimum=1)
-    beta = np.asarray(beta, dtype=float)
-    if beta.ndim != 1 or beta.size == 0:
-        raise ValueError(f"beta must be a non-empty vector, got shape {beta.shape}")
+    beta = _array("beta", beta, 1)
     ps = _int_list("ps", ps)
     if max(ps) > beta.size:
         raise ValueError(f"ps must not exceed len(beta) = {beta.size}, got {max(ps)}")
     noise = check_float("noise", noise, nonnegative=True)
     n_draws = check_int("n_draws", n_draws, minimum=1)
-    if isinstance(ridge, str):
-        if ridge != "optimal":
+    if ridge != "optimal":
+        if isinstance(ridge, str):
             raise ValueError(f"ridge must be a number >= 0 or 'optimal', got {ridge!r}")
-    else:
-        check_float("ridge", ridge, nonnegative=True)
+        ridge = check_float("ridge", ridge, nonnegative=True)
     rng = numpy_generator(seed)
-    dim = beta.size
     risks = np.empty((n_draws, len(ps)))
     for j, p in enumerate(ps):
-        x = rng.standard_normal((n_draws, n, dim))
+        x = rng.standard_normal((n_draws, n, beta.size))
         y = x @ beta + np.sqrt(noise) * rng.standard_normal((n_draws, n))
-        if ridge == "optimal":
-            lam = noise * (p / n) / float(beta @ beta)
+        lam = noise * (p / n) / float(beta @ beta) if ridge == "optimal" else ridge
+        # b minimises ||y - x b||^2 / n + lam ||b||^2 on the first p features (the
+        # minimum-norm fit for lam = 0), through the smaller of the Gram matrices
+        xp, xt = x[:, :, :p], np.swapaxes(x[:, :, :p], 1, 2)
+        if p <= n:
+            b = np.linalg.solve(xt @ xp + n * lam * np.eye(p), xt @ y[..., None])
         else:
-            lam = float(ridge)
-        b = _least_squares_batch(x[:, :, :p], y, np.full(n_draws, lam))
-        err = b - beta[:p]
+            b = xt @ np.linalg.solve(xp @ xt + n * lam * np.eye(n), y[..., None])
+        err = b[..., 0] - beta[:p]
         risks[:, j] = (err**2).sum(axis=1) + (beta[p:] ** 2).sum() + noise
     return risks
 
@@ -303,13 +296,13 @@ def random_features_sweep(
         shape ``(n_draws, len(n_features))`` (the norm is the read-out's
         Frobenius norm).
     """
-    x_train = np.asarray(x_train, dtype=float)
-    x_test = np.asarray(x_test, dtype=float)
+    x_train = _array("x_train", x_train, 2)
+    x_test = _array("x_test", x_test, 2)
     y_train = np.asarray(y_train)
     y_test = np.asarray(y_test)
-    if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
+    if x_train.shape[1] != x_test.shape[1]:
         raise ValueError(
-            "x_train and x_test must be (n, d) with the same d, got shapes "
+            "x_train and x_test must have the same number of columns, got shapes "
             f"{x_train.shape} and {x_test.shape}"
         )
     n_features = _int_list("n_features", n_features)
@@ -318,23 +311,24 @@ def random_features_sweep(
     d = x_train.shape[1]
     target = np.eye(n_classes)[y_train]
     target_test = np.eye(n_classes)[y_test]
-    out = {
-        k: np.empty((n_draws, len(n_features)))
-        for k in ("test_mse", "test_error", "train_mse", "norm")
-    }
-    for r in range(n_draws):
+    rows = []
+    for _ in range(n_draws):
         w = rng.standard_normal((d, max(n_features))) / np.sqrt(d)
         phi_train = np.maximum(x_train @ w, 0)
         phi_test = np.maximum(x_test @ w, 0)
-        for j, m in enumerate(n_features):
+        for m in n_features:
             a = np.linalg.lstsq(phi_train[:, :m], target, rcond=None)[0]
             pred = phi_test[:, :m] @ a
-            out["test_mse"][r, j] = ((pred - target_test) ** 2).sum(axis=1).mean()
-            out["test_error"][r, j] = (pred.argmax(axis=1) != y_test).mean()
-            resid = phi_train[:, :m] @ a - target
-            out["train_mse"][r, j] = (resid**2).sum(axis=1).mean()
-            out["norm"][r, j] = np.linalg.norm(a)
-    return out
+            fit = phi_train[:, :m] @ a
+            rows.append(
+                {
+                    "test_mse": ((pred - target_test) ** 2).sum(axis=1).mean(),
+                    "test_error": (pred.argmax(axis=1) != y_test).mean(),
+                    "train_mse": ((fit - target) ** 2).sum(axis=1).mean(),
+                    "norm": np.linalg.norm(a),
+                }
+            )
+    return _stack(rows, (n_draws, len(n_features)))
 
 
 # ---------------------------------------------------------------------------
@@ -383,21 +377,17 @@ def nearest_neighbour_predict(x_train, y_train, x_test) -> np.ndarray:
     """Label of each test point's nearest training point (Euclidean)."""
     x_train = np.asarray(x_train, dtype=float)
     x_test = np.asarray(x_test, dtype=float)
-    d2 = (
-        (x_test**2).sum(1)[:, None]
-        - 2 * x_test @ x_train.T
-        + (x_train**2).sum(1)[None, :]
-    )
+    # squared distances less the test point's own norm, which no argmin needs
+    d2 = (x_train**2).sum(1) - 2 * x_test @ x_train.T
     return np.asarray(y_train)[d2.argmin(axis=1)]
 
 
 @dataclass
 class MemorisationRun:
-    """Training curves of a batch of classifiers, ``n_repeats`` per corruption level.
+    """Training curves of ``n_repeats`` classifiers at each of ``k`` noise levels.
 
     Attributes
     ----------
-    fractions : numpy.ndarray, shape (k,)
     steps : numpy.ndarray, shape (n_records,)
     train_accuracy, test_accuracy : numpy.ndarray, shape (n_records, k, n_repeats)
         Accuracy on the (corrupted) training labels and on the clean test labels.
@@ -405,7 +395,6 @@ class MemorisationRun:
         First step with 100 % training accuracy (``-1`` if never).
     """
 
-    fractions: np.ndarray
     steps: np.ndarray
     train_accuracy: np.ndarray
     test_accuracy: np.ndarray
@@ -435,9 +424,7 @@ def memorisation_sweep(
     corruption and initialisation per repeat). Training stops when every
     member fits its labels at the same step, or after ``max_steps``.
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.ndim != 1 or fractions.size == 0:
-        raise ValueError(f"fractions must be a non-empty vector, got {fractions!r}")
+    fractions = _array("fractions", fractions, 1)
     n_repeats = check_int("n_repeats", n_repeats, minimum=1)
     width = check_int("width", width, minimum=1)
     lr = check_float("lr", lr, positive=True)
@@ -486,7 +473,6 @@ def memorisation_sweep(
         adam.step(F.cross_entropy(logits.reshape(-1, 10), ytr.reshape(-1)) * k)
     shape = (len(steps), len(fractions), n_repeats)
     return MemorisationRun(
-        fractions=fractions,
         steps=np.array(steps),
         train_accuracy=np.array(train_acc).reshape(shape),
         test_accuracy=np.array(test_acc).reshape(shape),
@@ -499,36 +485,24 @@ def memorisation_sweep(
 # ---------------------------------------------------------------------------
 
 
-def _matrix(name: str, a, ndim: int = 2) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim != ndim or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(
-            f"{name} must be a finite {ndim}-d array, got shape {arr.shape}"
-        )
-    return arr
-
-
 def gd_least_squares(x, y, w0, *, lr: float | None = None, n_steps: int = 2000):
     """Gradient descent on ``||x w - y||^2 / (2 n)`` from ``w0``.
 
     ``lr`` defaults to ``1 / lambda_max(x^T x / n)``, inside the stable range
     ``(0, 2 / lambda_max)``.
     """
-    x = _matrix("x", x)
-    y = _matrix("y", y, ndim=1)
-    w = _matrix("w0", w0, ndim=1).copy()
+    x = _array("x", x, 2)
+    y = _array("y", y, 1)
+    w = _array("w0", w0, 1).copy()
     if y.shape[0] != x.shape[0] or w.shape[0] != x.shape[1]:
         raise ValueError(
             f"x, y and w0 must have shapes (n, p), (n,), (p,), got {x.shape}, "
             f"{y.shape}, {w.shape}"
         )
     n = x.shape[0]
-    top = (
-        np.linalg.eigvalsh(x.T @ x / n)[-1]
-        if x.shape[1] <= n
-        else (np.linalg.eigvalsh(x @ x.T / n)[-1])
-    )
-    lr = 1 / top if lr is None else check_float("lr", lr, positive=True)
+    gram = x.T @ x if x.shape[1] <= n else x @ x.T  # the smaller, same top
+    lr = 1 / np.linalg.eigvalsh(gram / n)[-1] if lr is None else lr
+    lr = check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=0)
     for _ in range(n_steps):
         w -= lr * x.T @ (x @ w - y) / n
@@ -537,26 +511,25 @@ def gd_least_squares(x, y, w0, *, lr: float | None = None, n_steps: int = 2000):
 
 def interpolant_from(x, y, w0) -> np.ndarray:
     """``w0 + x^+ (y - x w0)``: the interpolating solution closest to ``w0``."""
-    x = _matrix("x", x)
+    x = _array("x", x, 2)
     return w0 + np.linalg.pinv(x) @ (y - x @ w0)
 
 
 def effective_rank(matrix) -> float:
     """Effective rank of Roy and Vetterli: ``exp`` of the entropy of the
     normalised singular values."""
-    s = np.linalg.svd(_matrix("matrix", matrix), compute_uv=False)
+    s = np.linalg.svd(_array("matrix", matrix, 2), compute_uv=False)
     if s.sum() == 0:
         raise ValueError("matrix must not be zero")
-    p = s / s.sum()
-    p = p[p > 0]
+    p = s[s > 0] / s.sum()
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def completion_error(estimate, target, mask) -> float:
     """Relative error on the unobserved entries,
     ``||(estimate - target)[~mask]|| / ||target[~mask]||``."""
-    estimate = _matrix("estimate", estimate)
-    target = _matrix("target", target)
+    estimate = _array("estimate", estimate, 2)
+    target = _array("target", target, 2)
     mask = np.asarray(mask, dtype=bool)
     if estimate.shape != target.shape or mask.shape != target.shape:
         raise ValueError(
@@ -565,10 +538,7 @@ def completion_error(estimate, target, mask) -> float:
         )
     if mask.all():
         raise ValueError("mask must leave at least one entry unobserved")
-    hidden = ~mask
-    return float(
-        np.linalg.norm((estimate - target)[hidden]) / np.linalg.norm(target[hidden])
-    )
+    return _relative_change(estimate[~mask], target[~mask])
 
 
 def completion_problem(
@@ -594,17 +564,14 @@ def balanced_factors(end_to_end: np.ndarray, depth: int, *, seed: int = 0):
     """Factors ``W_depth ... W_1 = end_to_end`` that are exactly balanced,
     ``W_{j+1}^T W_{j+1} = W_j W_j^T``, with random orthogonal inner bases."""
     depth = check_int("depth", depth, minimum=1)
-    a = _matrix("end_to_end", end_to_end)
+    a = _array("end_to_end", end_to_end, 2)
     if a.shape[0] != a.shape[1]:
         raise ValueError(f"end_to_end must be square, got shape {a.shape}")
     rng = numpy_generator(seed)
     u, s, vt = np.linalg.svd(a)
     root = np.diag(s ** (1 / depth))
-    bases = (
-        [vt.T]
-        + [np.linalg.qr(rng.standard_normal(a.shape))[0] for _ in range(depth - 1)]
-        + [u]
-    )
+    inner = [np.linalg.qr(rng.standard_normal(a.shape))[0] for _ in range(depth - 1)]
+    bases = [vt.T, *inner, u]
     return [bases[j + 1] @ root @ bases[j].T for j in range(depth)]
 
 
@@ -631,11 +598,9 @@ class FactorizationRun:
     end_to_end: np.ndarray
 
 
-def _product(weights):
-    out = weights[0]
-    for w in weights[1:]:
-        out = w @ out
-    return out
+def _product(weights) -> np.ndarray:
+    """``W_N ... W_1`` for ``weights = [W_1, ..., W_N]``."""
+    return functools.reduce(lambda out, w: w @ out, weights[1:], weights[0])
 
 
 def train_factorization(
@@ -660,7 +625,7 @@ def train_factorization(
     and Luo (2019), ``d sigma_r / dt = -N sigma_r^(2 - 2/N) <grad l(W), u_r v_r^T>``,
     times ``lr``.
     """
-    target = _matrix("target", target)
+    target = _array("target", target, 2)
     mask = np.asarray(mask)
     if mask.shape != target.shape or mask.dtype != bool:
         raise ValueError(
@@ -678,11 +643,10 @@ def train_factorization(
     start = rng.standard_normal(target.shape)
     start *= init_scale / np.linalg.norm(start, 2)
     weights = balanced_factors(start, depth, seed=seed + 1)
-    m = mask.astype(float)
     steps, svals, predicted, measured = [], [], [], []
     for step in range(n_steps + 1):
         w = _product(weights)
-        grad_w = m * (w - target)
+        grad_w = mask * (w - target)
         recording = step % record_every == 0 or step == n_steps
         if recording:
             u, s, vt = np.linalg.svd(w)
@@ -696,10 +660,8 @@ def train_factorization(
         # gradient of the layer j: (W_N..W_{j+1})^T grad_w (W_{j-1}..W_1)^T
         grads = []
         for j in range(depth):
-            left = _product(weights[j + 1 :]) if j + 1 < depth else None
-            right = _product(weights[:j]) if j > 0 else None
-            g = grad_w if left is None else left.T @ grad_w
-            grads.append(g if right is None else g @ right.T)
+            g = grad_w if j == depth - 1 else _product(weights[j + 1 :]).T @ grad_w
+            grads.append(g if j == 0 else g @ _product(weights[:j]).T)
         weights = [w_j - lr * g for w_j, g in zip(weights, grads, strict=True)]
         if recording:
             after = np.linalg.svd(_product(weights), compute_uv=False)[:n_top]
@@ -721,9 +683,7 @@ def train_factorization(
 
 def circle_points(angles) -> np.ndarray:
     """Points ``(cos t, sin t)`` on the unit circle, shape ``(len(angles), 2)``."""
-    t = np.asarray(angles, dtype=float)
-    if t.ndim != 1 or not np.all(np.isfinite(t)):
-        raise ValueError(f"angles must be a finite vector, got {angles!r}")
+    t = _array("angles", angles, 1)
     return np.stack([np.cos(t), np.sin(t)], axis=1)
 
 
@@ -735,8 +695,8 @@ def relu_ntk(x1, x2) -> np.ndarray:
     give ``|x||x'| (sin theta + (pi - theta) cos theta) / (2 pi)`` (from the
     second layer) plus ``x.x' (pi - theta) / (2 pi)`` (from the first).
     """
-    x1 = _matrix("x1", x1)
-    x2 = _matrix("x2", x2)
+    x1 = _array("x1", x1, 2)
+    x2 = _array("x2", x2, 2)
     if x1.shape[1] != x2.shape[1]:
         raise ValueError(
             f"x1 and x2 must have the same dimension, got {x1.shape} and {x2.shape}"
@@ -775,9 +735,6 @@ class TwoLayer:
         first = ((h1 > 0) * self.a**2) @ (h2 > 0).T * (x1 @ x2.T)
         return (second + first) / self.width
 
-    def copy(self) -> TwoLayer:
-        return TwoLayer(self.w.copy(), self.a.copy())
-
 
 def two_layer(dim: int, width: int, *, seed: int = 0) -> TwoLayer:
     """A two-layer ReLU network in the tangent-kernel scaling, standard Gaussian
@@ -791,16 +748,15 @@ def two_layer(dim: int, width: int, *, seed: int = 0) -> TwoLayer:
 def ntk_deviation(x, widths, *, n_draws: int = 10, seed: int = 0) -> np.ndarray:
     """Relative Frobenius distance of the empirical kernel at initialisation
     from :func:`relu_ntk`, shape ``(n_draws, len(widths))``."""
-    x = _matrix("x", x)
+    x = _array("x", x, 2)
     widths = _int_list("widths", widths)
     n_draws = check_int("n_draws", n_draws, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     exact = relu_ntk(x, x)
     out = np.empty((n_draws, len(widths)))
-    for r in range(n_draws):
-        for j, m in enumerate(widths):
-            net = two_layer(x.shape[1], m, seed=seed + 1000 * r + j)
-            out[r, j] = np.linalg.norm(net.ntk(x, x) - exact) / np.linalg.norm(exact)
+    for r, (j, m) in itertools.product(range(n_draws), enumerate(widths)):
+        net = two_layer(x.shape[1], m, seed=seed + 1000 * r + j)
+        out[r, j] = _relative_change(net.ntk(x, x), exact)
     return out
 
 
@@ -830,7 +786,6 @@ class LazyRun:
     kernel_change: float
 
     def predict(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
         return self.alpha * (self.net(x) - self.net0(x))
 
 
@@ -851,41 +806,38 @@ def train_two_layer(
     not depend on ``alpha`` (Chizat, Oyallon and Bach 2019): a large ``alpha``
     reaches the same outputs with weights that move ``1/alpha`` as far.
     """
-    x = _matrix("x", x)
-    y = _matrix("y", y, ndim=1)
+    x = _array("x", x, 2)
+    y = _array("y", y, 1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"x and y must have as many rows, got {x.shape}, {y.shape}")
     alpha = check_float("alpha", alpha, positive=True)
     lr = check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=1)
     net0 = two_layer(x.shape[1], width, seed=seed)
-    net = net0.copy()
+    net = TwoLayer(net0.w.copy(), net0.a.copy())
     n, m = x.shape[0], net.width
     f0 = net0(x)
     losses = np.empty(n_steps + 1)
     for step in range(n_steps + 1):
         h = x @ net.w.T
         r = np.maximum(h, 0)
-        out = alpha * (r @ net.a / np.sqrt(m) - f0)
-        resid = out - y
+        resid = alpha * (r @ net.a / np.sqrt(m) - f0) - y
         losses[step] = 0.5 * np.mean(resid**2)
         if step == n_steps:
             break
         g = resid / (alpha * n)  # d loss / d f
-        grad_a = r.T @ g / np.sqrt(m)
         grad_w = ((h > 0) * g[:, None] * net.a[None, :]).T @ x / np.sqrt(m)
-        net.a -= lr * grad_a
+        net.a -= lr * (r.T @ g / np.sqrt(m))
         net.w -= lr * grad_w
     theta0 = np.concatenate([net0.w.ravel(), net0.a])
     theta = np.concatenate([net.w.ravel(), net.a])
-    k0, k1 = net0.ntk(x, x), net.ntk(x, x)
     return LazyRun(
         net0=net0,
         net=net,
         alpha=alpha,
         loss=losses,
-        weight_change=float(np.linalg.norm(theta - theta0) / np.linalg.norm(theta0)),
-        kernel_change=float(np.linalg.norm(k1 - k0) / np.linalg.norm(k0)),
+        weight_change=_relative_change(theta, theta0),
+        kernel_change=_relative_change(net.ntk(x, x), net0.ntk(x, x)),
     )
 
 
@@ -901,9 +853,9 @@ def linearized_prediction(kernel_train, kernel_test, y, lr: float, n_steps: int)
     -------
     train, test : numpy.ndarray
     """
-    k = _matrix("kernel_train", kernel_train)
-    kx = _matrix("kernel_test", kernel_test)
-    y = _matrix("y", y, ndim=1)
+    k = _array("kernel_train", kernel_train, 2)
+    kx = _array("kernel_test", kernel_test, 2)
+    y = _array("y", y, 1)
     lr = check_float("lr", lr, positive=True)
     n_steps = check_int("n_steps", n_steps, minimum=0)
     n = len(y)
@@ -937,47 +889,36 @@ def lazy_sweep(
     dict
         ``'kernel_change'``, ``'weight_change'``, ``'deviation'`` (root mean
         square gap between the network and its linearised model
-        :func:`linearized_prediction` on ``x_test``, after ``n_steps``),
-        ``'train_deviation'`` (the same on ``x``) and ``'train_loss'``: arrays of shape ``(n_draws, len(widths), len(alphas))``;
+        :func:`linearized_prediction` on ``x_test``, after ``n_steps``) and
+        ``'train_loss'``: arrays of shape ``(n_draws, len(widths), len(alphas))``;
         ``'predictions'``: shape ``(n_draws, len(widths), len(alphas),
         len(x_test))``; ``'linearized'``: same shape.
     """
-    x = _matrix("x", x)
-    x_test = _matrix("x_test", x_test)
+    x = _array("x", x, 2)
+    x_test = _array("x_test", x_test, 2)
     widths = _int_list("widths", widths)
-    alphas = _positive_array("alphas", alphas)
+    alphas = _array("alphas", alphas, positive=True)
     n_draws = check_int("n_draws", n_draws, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    shape = (n_draws, len(widths), len(alphas))
-    keys = (
-        "kernel_change",
-        "weight_change",
-        "deviation",
-        "train_deviation",
-        "train_loss",
-    )
-    out = {k: np.empty(shape) for k in keys}
-    out["predictions"] = np.empty((*shape, len(x_test)))
-    out["linearized"] = np.empty((*shape, len(x_test)))
-    for r in range(n_draws):
-        for i, m in enumerate(widths):
-            for j, alpha in enumerate(alphas):
-                run = train_two_layer(
-                    x, y, m, alpha=alpha, lr=lr, n_steps=n_steps, seed=seed + r
-                )
-                k, kx = run.net0.ntk(x, x), run.net0.ntk(x_test, x)
-                lin_train, lin = linearized_prediction(k, kx, y, lr, n_steps)
-                pred = run.predict(x_test)
-                out["kernel_change"][r, i, j] = run.kernel_change
-                out["weight_change"][r, i, j] = run.weight_change
-                out["deviation"][r, i, j] = np.sqrt(np.mean((pred - lin) ** 2))
-                out["train_deviation"][r, i, j] = np.sqrt(
-                    np.mean((run.predict(x) - lin_train) ** 2)
-                )
-                out["train_loss"][r, i, j] = run.loss[-1]
-                out["predictions"][r, i, j] = pred
-                out["linearized"][r, i, j] = lin
-    return out
+    rows = []
+    for r, m, alpha in itertools.product(range(n_draws), widths, alphas):
+        run = train_two_layer(
+            x, y, m, alpha=alpha, lr=lr, n_steps=n_steps, seed=seed + r
+        )
+        k, kx = run.net0.ntk(x, x), run.net0.ntk(x_test, x)
+        lin = linearized_prediction(k, kx, y, lr, n_steps)[1]
+        pred = run.predict(x_test)
+        rows.append(
+            {
+                "kernel_change": run.kernel_change,
+                "weight_change": run.weight_change,
+                "deviation": np.sqrt(np.mean((pred - lin) ** 2)),
+                "train_loss": run.loss[-1],
+                "predictions": pred,
+                "linearized": lin,
+            }
+        )
+    return _stack(rows, (n_draws, len(widths), len(alphas)))
 
 
 # ---------------------------------------------------------------------------
@@ -992,8 +933,6 @@ class SharpnessRun:
 
     Attributes
     ----------
-    lr : float
-    batch_size : int
     steps : numpy.ndarray
         Steps at which the sharpness was measured.
     sharpness : numpy.ndarray
@@ -1005,8 +944,6 @@ class SharpnessRun:
         Test classification error at the end.
     """
 
-    lr: float
-    batch_size: int
     steps: np.ndarray
     sharpness: np.ndarray
     loss_steps: np.ndarray
@@ -1041,8 +978,6 @@ def train_tracking_sharpness(
     ``sharpness_every=None`` measures the sharpness at the end only.
     """
     x_train = torch.as_tensor(np.asarray(x_train), dtype=torch.float32)
-    y_train = np.asarray(y_train)
-    width = check_int("width", width, minimum=1)
     lr = check_float("lr", lr, positive=True)
     n = x_train.shape[0]
     if batch_size is not None:
@@ -1051,56 +986,42 @@ def train_tracking_sharpness(
     if sharpness_every is not None:
         sharpness_every = check_int("sharpness_every", sharpness_every, minimum=1)
     power_iterations = check_int("power_iterations", power_iterations, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    depth = check_int("depth", depth, minimum=2)
+    # mlp checks width, depth and seed
     model = mlp(x_train.shape[1], width, depth, "tanh", n_out=10, seed=seed)
-    target = F.one_hot(torch.as_tensor(y_train), 10).float()
+    target = F.one_hot(torch.as_tensor(np.asarray(y_train)), 10).float()
     params = list(model.parameters())
     rng = numpy_generator(seed)
     order = np.array([], dtype=int)
     steps, sharp, loss_steps, losses = [], [], [], []
     for step in range(n_steps + 1):
-        periodic = sharpness_every is not None and step % sharpness_every == 0
-        if periodic or step == n_steps:
-            loss, w = flat_loss(model, x_train, target)
+        if (sharpness_every and step % sharpness_every == 0) or step == n_steps:
+            loss_of, w = flat_loss(model, x_train, target)
             lam, _ = top_hessian_eigenvalue(
-                loss, w, n_iter=power_iterations, tol=1e-4, seed=seed
+                loss_of, w, n_iter=power_iterations, tol=1e-4, seed=seed
             )
             steps.append(step)
             sharp.append(lam)
-        if batch_size is None:
-            xb, yb = x_train, target
-        else:
+        if batch_size is not None and step < n_steps:  # a fresh mini-batch
             if len(order) < batch_size:
                 order = np.concatenate([order, rng.permutation(n)])
             idx, order = order[:batch_size], order[batch_size:]
-            xb, yb = x_train[idx], target[idx]
-        out = model(x_train if batch_size is None else xb)
-        batch_loss = torch.mean((out - yb) ** 2)
-        if batch_size is None:
+            loss = torch.mean((model(x_train[idx]) - target[idx]) ** 2)
+        else:  # the full batch: trained on, or measured at the end
+            loss = torch.mean((model(x_train) - target) ** 2)
             loss_steps.append(step)
-            losses.append(float(batch_loss.detach()))
+            losses.append(float(loss.detach()))
         if step == n_steps:
             break
-        grads = torch.autograd.grad(batch_loss, params)
+        grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
                 p.sub_(lr * g)
     with torch.no_grad():
-        if batch_size is not None:
-            loss_steps.append(n_steps)
-            losses.append(float(torch.mean((model(x_train) - target) ** 2)))
         x_test = torch.as_tensor(np.asarray(x_test), dtype=torch.float32)
         predicted = model(x_test).argmax(1).numpy()
         error = float((predicted != np.asarray(y_test)).mean())
     return SharpnessRun(
-        lr=lr,
-        batch_size=n if batch_size is None else batch_size,
-        steps=np.array(steps),
-        sharpness=np.array(sharp),
-        loss_steps=np.array(loss_steps),
-        loss=np.array(losses),
-        test_error=error,
+        np.array(steps), np.array(sharp), np.array(loss_steps), np.array(losses), error
     )
 
 
@@ -1118,8 +1039,7 @@ def plot_draws(ax, x, draws, *, center: str = "mean", color=None, label=None):
         raise ValueError(
             f"draws must have shape (n_draws, {x.shape[0]}), got {draws.shape}"
         )
-    if center not in ("mean", "median"):
-        raise ValueError(f"center must be 'mean' or 'median', got {center!r}")
+    check_choice("center", center, ("mean", "median"))
     mid = draws.mean(axis=0) if center == "mean" else np.median(draws, axis=0)
     lo, hi = np.percentile(draws, [25, 75], axis=0)
     ax.vlines(x, lo, hi, color=color, lw=1.5, alpha=0.6)
