@@ -10,6 +10,7 @@ layer by layer, never read off a grid.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from ._checks import check_float, check_int, numpy_generator, torch_generator
 from ._runtime import single_thread
-from .nets import BatchedMLP, linear_layers, mlp, n_params
+from .nets import BatchedMLP, layer_sizes, linear_layers, mlp, n_params
 from .training import History, fit_levenberg_marquardt
 
 # ---------------------------------------------------------------- boxes
@@ -32,26 +33,42 @@ class Step(nn.Module):
         return (u > 0).to(u.dtype)
 
 
+def _box_args(height, width, start) -> tuple[float, float, float]:
+    return (
+        check_float("height", height),
+        check_float("width", width, positive=True),
+        check_float("start", start),
+    )
+
+
 def box(x, height: float, width: float, start: float = 0.0) -> np.ndarray:
     """The box: ``height`` on the open interval (start, start + width), 0 elsewhere.
 
-    Parameters
-    ----------
-    x : array_like, shape (n,)
-    height : float
-    width : float
-        Must be > 0.
-    start : float, default 0
-
-    Returns
-    -------
-    numpy.ndarray, shape (n,)
+    ``x`` has shape (n,); so has the result. ``width`` must be > 0.
     """
-    height = check_float("height", height)
-    width = check_float("width", width, positive=True)
-    start = check_float("start", start)
+    height, width, start = _box_args(height, width, start)
     x = np.asarray(x, dtype=float)
     return np.where((x > start) & (x < start + width), height, 0.0)
+
+
+def _network(weights, biases, unit=nn.ReLU, dtype=torch.float64) -> nn.Sequential:
+    """``nn.Linear`` layers with the given weights and biases, ``unit()`` between."""
+    layers: list[nn.Module] = []
+    for w, b in zip(weights, biases, strict=True):
+        w = torch.as_tensor(np.asarray(w, dtype=float), dtype=dtype)
+        linear = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(w)
+            linear.bias.copy_(torch.as_tensor(np.asarray(b, dtype=float), dtype=dtype))
+        layers += [linear, unit()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _step_network(thresholds, jumps, offset, dtype, unit=Step) -> nn.Sequential:
+    """``offset + sum_k jumps[k] * unit(x - thresholds[k])`` as one hidden layer."""
+    thresholds = np.asarray(thresholds, dtype=float)
+    weights = [np.ones((len(thresholds), 1)), np.asarray(jumps, dtype=float)[None]]
+    return _network(weights, [-thresholds, [offset]], unit, dtype)
 
 
 def box_network(
@@ -69,27 +86,8 @@ def box_network(
     torch.nn.Sequential
         ``Linear(1, 2) -> Step -> Linear(2, 1)``; input and output shape ``(n, 1)``.
     """
-    height = check_float("height", height)
-    width = check_float("width", width, positive=True)
-    start = check_float("start", start)
-    return _step_network(
-        np.array([start, start + width]), np.array([height, -height]), 0.0, dtype
-    )
-
-
-def _step_network(thresholds, jumps, offset, dtype, unit=Step) -> nn.Sequential:
-    """``offset + sum_k jumps[k] * unit(x - thresholds[k])`` as one hidden layer."""
-    net = nn.Sequential(
-        nn.Linear(1, len(thresholds), dtype=dtype),
-        unit(),
-        nn.Linear(len(thresholds), 1, dtype=dtype),
-    )
-    with torch.no_grad():
-        net[0].weight.fill_(1.0)
-        net[0].bias.copy_(-torch.as_tensor(thresholds, dtype=dtype))
-        net[2].weight.copy_(torch.as_tensor(jumps, dtype=dtype)[None, :])
-        net[2].bias.fill_(float(offset))
-    return net
+    height, width, start = _box_args(height, width, start)
+    return _step_network([start, start + width], [height, -height], 0.0, dtype)
 
 
 def box_sum_network(f, bound: float, n_boxes: int, dtype: torch.dtype = torch.float64):
@@ -196,6 +194,15 @@ def sawtooth(x, n_hidden: int) -> np.ndarray:
     return values
 
 
+def _sawtooth_layers(n_hidden: int) -> tuple[list, list]:
+    """The weights and biases of :func:`sawtooth_network`, layer by layer."""
+    if n_hidden == 0:
+        return [np.ones((1, 1))], [np.zeros(1)]
+    fold_w, fold_b = np.array([[2.0, 2.0], [-2.0, -2.0]]), np.array([-2.0, 2.0])
+    weights = [np.array([[1.0], [-1.0]]), *[fold_w] * (n_hidden - 1), fold_w[:1]]
+    return weights, [np.zeros(2), *[fold_b] * (n_hidden - 1), fold_b[:1]]
+
+
 def sawtooth_network(
     n_hidden: int, dtype: torch.dtype = torch.float64
 ) -> nn.Sequential:
@@ -213,66 +220,31 @@ def sawtooth_network(
         Input and output shape ``(n, 1)``; ``6 L + 1`` parameters for L >= 1.
     """
     n_hidden = check_int("n_hidden", n_hidden, minimum=0)
-    if n_hidden == 0:
-        net = nn.Sequential(nn.Linear(1, 1, dtype=dtype))
-        with torch.no_grad():
-            net[0].weight.fill_(1.0)
-            net[0].bias.zero_()
-        return net
-    layers: list[nn.Module] = []
-    fold_w = torch.tensor([[2.0, 2.0], [-2.0, -2.0]], dtype=dtype)
-    fold_b = torch.tensor([-2.0, 2.0], dtype=dtype)
-    for layer in range(n_hidden + 1):
-        fan_in = 1 if layer == 0 else 2
-        fan_out = 1 if layer == n_hidden else 2
-        linear = nn.Linear(fan_in, fan_out, dtype=dtype)
-        with torch.no_grad():
-            if layer == 0:
-                linear.weight.copy_(torch.tensor([[1.0], [-1.0]], dtype=dtype))
-                linear.bias.zero_()
-            else:
-                linear.weight.copy_(fold_w[:fan_out])
-                linear.bias.copy_(fold_b[:fan_out])
-        layers.append(linear)
-        if layer < n_hidden:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return _network(*_sawtooth_layers(n_hidden), dtype=dtype)
 
 
 class ShallowReLU(nn.Module):
     """One hidden layer of ReLUs plus an affine term in the input.
 
-    ``f(x) = intercept + slope * x + sum_k jumps[k] * relu(x - kinks[k])``: unit
-    ``k`` bends the graph at ``kinks[k]`` and changes its slope by ``jumps[k]``.
+    ``f(x) = body(x) + slope * x``, with ``body`` the plain network
+    ``intercept + sum_k jumps[k] * relu(x - kinks[k])``: unit ``k`` bends the
+    graph at ``kinks[k]`` and changes its slope by ``jumps[k]``.
     Parameters: ``3 n + 2`` for ``n`` units.
     """
 
-    def __init__(
-        self, kinks, jumps, slope: float, intercept: float, dtype=torch.float64
-    ):
+    def __init__(self, kinks, jumps, slope: float, intercept: float):
         super().__init__()
-        kinks = torch.as_tensor(np.asarray(kinks, dtype=float), dtype=dtype)
-        jumps = torch.as_tensor(np.asarray(jumps, dtype=float), dtype=dtype)
-        if kinks.shape != jumps.shape or kinks.dim() != 1:
-            raise ValueError(
-                "kinks and jumps must be 1-D of one length, got shapes "
-                f"{tuple(kinks.shape)} and {tuple(jumps.shape)}"
-            )
-        self.hidden_weight = nn.Parameter(torch.ones(len(kinks), 1, dtype=dtype))
-        self.hidden_bias = nn.Parameter(-kinks)
-        self.readout_weight = nn.Parameter(jumps[None, :].clone())
-        self.readout_bias = nn.Parameter(torch.tensor([float(intercept)], dtype=dtype))
-        self.skip_weight = nn.Parameter(torch.tensor([[float(slope)]], dtype=dtype))
+        self.body = _step_network(kinks, jumps, intercept, torch.float64, nn.ReLU)
+        self.skip_weight = nn.Parameter(
+            torch.tensor([[float(slope)]], dtype=torch.float64)
+        )
 
     @property
     def n_units(self) -> int:
-        return self.hidden_bias.numel()
+        return self.body[0].out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = torch.relu(x @ self.hidden_weight.T + self.hidden_bias)
-        return (
-            hidden @ self.readout_weight.T + self.readout_bias + x @ self.skip_weight.T
-        )
+        return self.body(x) + x @ self.skip_weight.T
 
 
 def shallow_equivalent(
@@ -317,35 +289,26 @@ def shallow_sawtooth(n_hidden: int, skip: bool = True):
 # ---------------------------------------------------------------- exact pieces
 
 
-def _layer_ops(net: nn.Module) -> list[tuple]:
-    """The network as a list of ('affine', W, b) and ('relu',) steps, in float64
-    (a :class:`ShallowReLU` without its skip connection)."""
-    if isinstance(net, ShallowReLU):
-        w, b, v, c = (
-            t.detach().double().numpy()
-            for t in (
-                net.hidden_weight,
-                net.hidden_bias,
-                net.readout_weight,
-                net.readout_bias,
-            )
-        )
-        return [("affine", w, b), ("relu",), ("affine", v, c)]
-    if not isinstance(net, nn.Sequential):
+def _checked_ops(net: nn.Module, lo, hi, n_inputs: int) -> tuple[float, float, list]:
+    """``lo``, ``hi`` and ``net`` as a list of ('affine', W, b) and ('relu',)
+    steps in float64 (a :class:`ShallowReLU` without its skip term), after
+    checking that ``lo < hi`` and that ``net`` takes ``n_inputs`` inputs."""
+    lo = check_float("lo", lo)
+    hi = check_float("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
+    body = net.body if isinstance(net, ShallowReLU) else net
+    if not isinstance(body, nn.Sequential):
         raise ValueError(
             "net must be an nn.Sequential of Linear/ReLU layers or a ShallowReLU, "
             f"got {type(net).__name__}"
         )
     ops = []
-    for module in net:
+    for module in body:
         if isinstance(module, nn.Linear):
             w = module.weight.detach().double().numpy()
-            b = (
-                module.bias.detach().double().numpy()
-                if module.bias is not None
-                else np.zeros(w.shape[0])
-            )
-            ops.append(("affine", w, b))
+            b = np.zeros(len(w)) if module.bias is None else module.bias.detach()
+            ops.append(("affine", w, np.asarray(b, dtype=float)))
         elif isinstance(module, nn.ReLU):
             ops.append(("relu",))
         elif not isinstance(module, nn.Identity):
@@ -353,17 +316,6 @@ def _layer_ops(net: nn.Module) -> list[tuple]:
                 "net may contain only Linear, ReLU and Identity layers, "
                 f"got {type(module).__name__}"
             )
-    return ops
-
-
-def _checked_ops(net: nn.Module, lo, hi, n_inputs: int) -> tuple[float, float, list]:
-    """``lo``, ``hi`` and :func:`_layer_ops` of ``net``, after checking that
-    ``lo < hi`` and that ``net`` takes ``n_inputs`` input features."""
-    lo = check_float("lo", lo)
-    hi = check_float("hi", hi)
-    if not hi > lo:
-        raise ValueError(f"hi must be > lo, got lo={lo!r}, hi={hi!r}")
-    ops = _layer_ops(net)
     if not ops or ops[0][0] != "affine" or ops[0][1].shape[1] != n_inputs:
         got = ops[0][1].shape[1] if ops and ops[0][0] == "affine" else "no Linear"
         wanted = "a single input feature" if n_inputs == 1 else f"{n_inputs} inputs"
@@ -464,12 +416,11 @@ def piecewise_linear(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> Piece
     Pieces
     """
     lo, hi, ops = _checked_ops(net, lo, hi, 1)
-    skip = net.skip_weight if isinstance(net, ShallowReLU) else torch.zeros(())
-    extra_slope = float(skip.detach().double().item())
+    skip = net.skip_weight.detach() if isinstance(net, ShallowReLU) else 0.0
     t, slope, offset = _propagate(ops, lo, hi)
     if slope.shape[1] != 1:
         raise ValueError(f"net must have a single output, got {slope.shape[1]}")
-    slope, offset = slope[:, 0] + extra_slope, offset[:, 0]
+    slope, offset = slope[:, 0] + float(skip), offset[:, 0]
     scale = max(1.0, float(np.max(np.abs(slope))))
     bends = np.abs(np.diff(slope)) > 1e-9 * scale
     keep = np.concatenate([[True], bends])
@@ -524,10 +475,7 @@ def unit_statistics(net: nn.Module, lo: float = -2.0, hi: float = 2.0) -> list[d
         za, zb = slope * a + offset, slope * b + offset
         square = length * (za**2 + za * zb + zb**2) / 3
         sign = np.sign(np.concatenate([za[:1], zb], axis=0))
-        zeros = np.zeros(slope.shape[1], dtype=int)
-        for unit in range(slope.shape[1]):
-            nonzero = sign[:, unit][sign[:, unit] != 0]
-            zeros[unit] = int(np.count_nonzero(np.diff(nonzero)))
+        zeros = np.array([np.count_nonzero(np.diff(u[u != 0])) for u in sign.T])
         stats.append(
             {
                 "variation": (np.abs(slope) * length).sum(axis=0),
@@ -551,10 +499,10 @@ def random_pieces_bound(
 ) -> dict:
     """Pieces of random ReLU networks with the Hanin–Rolnick bound, network by network.
 
-    The networks are those of :func:`random_pieces` (He initialisation, biases
-    N(0, ``sigma_b``²)). Every kink of a network is a sign change of some hidden
-    unit's pre-activation ``z = b + g(x)``, and ``g`` does not depend on the
-    unit's own bias ``b``. Averaging over ``b`` alone, the expected number of
+    The networks are those of :func:`random_relu_net` (He initialisation,
+    biases N(0, ``sigma_b``²)), ``n_nets`` per depth. Every kink of a network is
+    a sign change of some hidden unit's pre-activation ``z = b + g(x)``, and
+    ``g`` does not depend on the unit's own bias ``b``. Averaging over ``b`` alone, the expected number of
     sign changes of ``z`` is at most ``C_b ∫ |g'(x)| dx`` with ``C_b`` the
     largest density of ``b``, ``1 / (sigma_b sqrt(2 pi))``. Summed over units:
     ``E[pieces] <= 1 + C_b E[sum_z TV(z)]``, the one-input form of the bound of
@@ -576,25 +524,23 @@ def random_pieces_bound(
     generator = torch_generator(seed)
     c_bias = 1.0 / (sigma_b * math.sqrt(2 * math.pi))
     keys = ("mean_square", "mean_square_slope", "zeros", "variation")
-    out = {"pieces": [], "bound": [], **{key: [] for key in keys}}
+    out = {key: [] for key in ("pieces", "bound", *keys)}
     for n_hidden in n_hidden_list:
         n_hidden = check_int("n_hidden_list[i]", n_hidden, minimum=1)
-        pieces, bound = [], []
-        layer = {key: np.zeros((n_hidden, n_nets)) for key in keys}
-        for j in range(n_nets):
+        rows = []
+        for _ in range(n_nets):
             net = random_relu_net(1, width, n_hidden, generator, sigma_b)
             stats = unit_statistics(net, lo, hi)
-            pieces.append(count_pieces(net, lo, hi))
-            bound.append(1 + c_bias * sum(s["variation"].sum() for s in stats))
-            for key in keys:
-                reduce = np.mean if key.startswith("mean") else np.sum
-                layer[key][:, j] = [reduce(s[key]) for s in stats]
-        out["pieces"].append(pieces)
-        out["bound"].append(bound)
-        for key in keys:
-            out[key].append(layer[key])
-    out["pieces"] = np.array(out["pieces"])
-    out["bound"] = np.array(out["bound"])
+            row = {
+                key: [(np.mean if key[:4] == "mean" else np.sum)(s[key]) for s in stats]
+                for key in keys
+            }
+            row["pieces"] = count_pieces(net, lo, hi)
+            row["bound"] = 1 + c_bias * sum(row["variation"])
+            rows.append(row)
+        for key, values in out.items():
+            values.append(np.array([row[key] for row in rows]).T)
+    out["pieces"], out["bound"] = np.array(out["pieces"]), np.array(out["bound"])
     return out
 
 
@@ -610,7 +556,7 @@ def region_counts_2d(
     """Activation regions on [lo, hi]^2 of random two-input ReLU networks.
 
     ``shapes`` lists ``(width, n_hidden)``; each network is drawn as in
-    :func:`random_pieces` (He initialisation, biases N(0, sigma_b²)).
+    :func:`random_relu_net` (He initialisation, biases N(0, sigma_b²)).
 
     Returns
     -------
@@ -622,20 +568,11 @@ def region_counts_2d(
     generator = torch_generator(seed)
     counts = []
     for width, n_hidden in shapes:
-        width = check_int("width", width, minimum=1)
-        n_hidden = check_int("n_hidden", n_hidden, minimum=1)
-        counts.append(
-            [
-                len(
-                    linear_regions_2d(
-                        random_relu_net(2, width, n_hidden, generator, sigma_b),
-                        lo,
-                        hi,
-                    )
-                )
-                for _ in range(n_draws)
-            ]
+        nets = (
+            random_relu_net(2, width, n_hidden, generator, sigma_b)
+            for _ in range(n_draws)
         )
+        counts.append([len(linear_regions_2d(net, lo, hi)) for net in nets])
     return np.array(counts)
 
 
@@ -662,31 +599,6 @@ def random_relu_net(
         sigma_b=sigma_b,
         seed=seed,
         dtype=torch.float64,
-    )
-
-
-def random_pieces(
-    width: int, n_hidden_list, n_nets: int, seed: int, lo: float = -2.0, hi: float = 2.0
-) -> np.ndarray:
-    """Pieces on [lo, hi] of freshly initialised scalar ReLU networks, by depth.
-
-    Returns
-    -------
-    numpy.ndarray, shape (len(n_hidden_list), n_nets)
-        Exact piece counts (:func:`count_pieces`) of :func:`random_relu_net` draws.
-    """
-    width = check_int("width", width, minimum=1)
-    n_nets = check_int("n_nets", n_nets, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    generator = torch_generator(seed)
-    return np.array(
-        [
-            [
-                count_pieces(random_relu_net(1, width, h, generator), lo, hi)
-                for _ in range(n_nets)
-            ]
-            for h in n_hidden_list
-        ]
     )
 
 
@@ -732,29 +644,21 @@ def train_relu_nets(
     nets = list(nets)
     if not nets:
         raise ValueError("nets must hold at least one network, got none")
-    layers = [linear_layers(net) for net in nets]
-    shapes = {tuple(tuple(lin.weight.shape) for lin in lins) for lins in layers}
-    widths = {lin.out_features for lins in layers for lin in lins[:-1]}
-    if (
-        len(shapes) != 1
-        or len(widths) != 1
-        or any(lin.bias is None for lins in layers for lin in lins)
-    ):
+    first = linear_layers(nets[0])
+    width, depth = first[0].out_features, len(first)
+    shapes = [
+        shape
+        for fan_in, fan_out in itertools.pairwise(layer_sizes(1, width, depth))
+        for shape in ((fan_out, fan_in), (fan_out,))
+    ]
+    if any([p.shape for p in net.parameters()] != shapes for net in nets):
         raise ValueError(
-            "nets must be ReLU networks of one architecture, one width in every "
-            f"hidden layer, with biases, got {len(shapes)} architectures"
+            "nets must be ReLU networks of one architecture, one input, one output "
+            f"and one width in every hidden layer, with biases, like the first: {shapes}"
         )
-    (shape,) = shapes
     x = torch.as_tensor(np.asarray(x, dtype=float)).reshape(-1, 1)
     y = torch.as_tensor(np.asarray(y, dtype=float)).reshape(-1, 1)
-    if shape[0][1] != 1 or shape[-1][0] != 1 or len(x) != len(y):
-        raise ValueError(
-            "nets must map one input to one output and x, y must have one "
-            f"length, got {len(x)} and {len(y)}"
-        )
-    model = BatchedMLP(
-        1, [shape[0][0]] * len(nets), len(shape), "relu", bias=True, dtype=x.dtype
-    )
+    model = BatchedMLP(1, [width] * len(nets), depth, "relu", bias=True, dtype=x.dtype)
     params = [
         torch.stack([p.detach().double() for p in ps])
         for ps in zip(*(net.parameters() for net in nets), strict=True)
@@ -936,43 +840,23 @@ def linear_regions_2d(
     return [(v, pattern) for v, _, _, pattern in regions]
 
 
-def polygon_area(vertices: np.ndarray) -> float:
-    """Area of a polygon with vertices (k, 2) in order (shoelace formula)."""
-    vertices = np.asarray(vertices, dtype=float)
-    if vertices.ndim != 2 or vertices.shape[1] != 2:
-        raise ValueError(
-            f"vertices must have shape (k, 2), got {tuple(vertices.shape)}"
-        )
-    x, y = vertices[:, 0], vertices[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
 def sawtooth_network_2d(
     n_hidden: int, dtype: torch.dtype = torch.float64
 ) -> nn.Sequential:
     """f_L(x_1) + f_L(x_2) as a ReLU network, ``n_hidden`` hidden layers of four units.
 
-    Two copies of :func:`sawtooth_network` side by side, one per input; on
-    [-2, 2]^2 it has ``4**L`` linear regions, a grid of ``2**L`` by ``2**L`` cells.
+    Two copies of :func:`sawtooth_network` side by side, one per input, whose
+    output layers add up; on [-2, 2]^2 it has ``4**L`` linear regions, a grid of
+    ``2**L`` by ``2**L`` cells.
     """
+    from scipy.linalg import block_diag
+
     n_hidden = check_int("n_hidden", n_hidden, minimum=1)
-    single = [m for m in sawtooth_network(n_hidden, dtype) if isinstance(m, nn.Linear)]
-    layers: list[nn.Module] = []
-    for i, lin in enumerate(single):
-        w, b = lin.weight.detach(), lin.bias.detach()
-        out_f = 1 if i == n_hidden else 2 * w.shape[0]
-        pair = nn.Linear(2 * w.shape[1], out_f, dtype=dtype)
-        with torch.no_grad():
-            if i == n_hidden:
-                pair.weight.copy_(torch.cat([w, w], dim=1))
-                pair.bias.copy_(2 * b)
-            else:
-                pair.weight.copy_(torch.block_diag(w, w))
-                pair.bias.copy_(torch.cat([b, b]))
-        layers.append(pair)
-        if i < n_hidden:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    weights, biases = _sawtooth_layers(n_hidden)
+    pairs = [block_diag(w, w) for w in weights[:-1]]
+    pairs.append(np.hstack([weights[-1], weights[-1]]))
+    both = [np.tile(b, 2) for b in biases[:-1]] + [2 * biases[-1]]
+    return _network(pairs, both, dtype=dtype)
 
 
 def plot_regions(ax, regions, seed: int = 0) -> None:
