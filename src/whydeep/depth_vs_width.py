@@ -47,16 +47,18 @@ def make_teacher(
         Maps ``(n_samples, n_in)`` to ``(n_samples, 1)``.
     """
     sigma = check_float("sigma", sigma, positive=True)
-    generator = torch_generator(seed)
-    return mlp(
-        n_in,
-        width,
-        depth,
-        "tanh",
-        sigma=sigma,
-        seed=generator,
-        dtype=torch.float64,
-    )
+    return mlp(n_in, width, depth, "tanh", sigma=sigma, seed=seed, dtype=torch.float64)
+
+
+def _teacher_layers(teacher) -> list[torch.nn.Linear]:
+    """The ``nn.Linear`` layers of a network from :func:`make_teacher`."""
+    if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
+        teacher[0], torch.nn.Linear
+    ):
+        raise ValueError(
+            f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
+        )
+    return linear_layers(teacher)
 
 
 def teacher_data(teacher, n_samples: int, *, seed: int = 0):
@@ -68,13 +70,7 @@ def teacher_data(teacher, n_samples: int, *, seed: int = 0):
     y : torch.Tensor, shape (n_samples, 1)
     """
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
-        teacher[0], torch.nn.Linear
-    ):
-        raise ValueError(
-            f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
-        )
-    n_in = teacher[0].in_features
+    n_in = _teacher_layers(teacher)[0].in_features
     generator = torch_generator(seed)
     x = torch.randn(n_samples, n_in, generator=generator, dtype=torch.float64)
     with torch.no_grad():
@@ -115,9 +111,8 @@ class StudentFit:
     Attributes
     ----------
     model : BatchedMLP
-        The trained students (member ``k`` has width ``widths[k]``).
-    widths : numpy.ndarray, shape (n_models,)
-    n_params : numpy.ndarray, shape (n_models,)
+        The trained students (their widths in ``model.widths``, their numbers
+        of weights in ``model.n_params()``).
     train_error, test_error : numpy.ndarray, shape (n_models,)
         Relative errors (MSE / target variance).
     history : History
@@ -125,8 +120,6 @@ class StudentFit:
     """
 
     model: BatchedMLP
-    widths: np.ndarray
-    n_params: np.ndarray
     train_error: np.ndarray
     test_error: np.ndarray
     history: History
@@ -194,17 +187,9 @@ def train_students(
     min_examples_per_param = check_float(
         "min_examples_per_param", min_examples_per_param, nonnegative=True
     )
-    n_in = x_train.shape[1]
-    generator = torch_generator(seed)
-    model = BatchedMLP(
-        n_in,
-        widths,
-        depth,
-        "tanh",
-        sigma=sigma_init,
-        seed=generator,
-        dtype=torch.float64,
-    )
+    lbfgs_steps = check_int("lbfgs_steps", lbfgs_steps, minimum=0)
+    n_in, init = x_train.shape[1], {"sigma": sigma_init, "dtype": torch.float64}
+    model = BatchedMLP(n_in, widths, depth, "tanh", seed=seed, **init)
     if starts is not None:
         starts = [check_int("starts[i]", k, minimum=0) for k in starts]
         if len(starts) != len(widths):
@@ -213,24 +198,15 @@ def train_students(
                 f"got {len(starts)}"
             )
         for k, (width, start) in enumerate(zip(widths, starts, strict=True)):
-            net = mlp(
-                n_in,
-                width,
-                depth,
-                "tanh",
-                sigma=sigma_init,
-                seed=start,
-                dtype=torch.float64,
-            )
+            net = mlp(n_in, width, depth, "tanh", seed=start, **init)
             model.set_members([k], [m.weight[None] for m in linear_layers(net)])
-    n_params = np.array(model.n_params())
-    if x_train.shape[0] < min_examples_per_param * n_params.max():
+    n_params = max(model.n_params())
+    if x_train.shape[0] < min_examples_per_param * n_params:
         raise ValueError(
             f"x_train must hold at least {min_examples_per_param} examples per parameter "
-            f"({int(np.ceil(min_examples_per_param * n_params.max()))} for width "
+            f"({int(np.ceil(min_examples_per_param * n_params))} for width "
             f"{max(widths)}), got {x_train.shape[0]}"
         )
-    lbfgs_steps = check_int("lbfgs_steps", lbfgs_steps, minimum=0)
     if lbfgs_steps:
         lbfgs_phase(model, x_train, y_train, lbfgs_steps)
     history = fit_levenberg_marquardt(
@@ -246,9 +222,7 @@ def train_students(
     with torch.no_grad():
         train_error = relative_error(model(x_train), y_train)
         test_error = relative_error(model(x_test), y_test)
-    return StudentFit(
-        model, np.array(widths), n_params, train_error, test_error, history
-    )
+    return StudentFit(model, train_error, test_error, history)
 
 
 def lbfgs_phase(model: BatchedMLP, x, y, n_steps: int) -> None:
@@ -351,6 +325,33 @@ def predicted_length_growth(sigma_w: float, q_first: float, n_hidden: int):
 # ----------------------------------------------------------------------------
 # simulations of wide random networks
 # ----------------------------------------------------------------------------
+
+
+def _circle(n_points: int, plane: np.ndarray, radius: float = 1.0):
+    """``n_points`` equally spaced points of a circle of radius ``radius`` in the
+    plane spanned by the two orthonormal columns of ``plane``, and the tangent
+    vectors (derivatives with respect to the angle) there."""
+    theta = np.linspace(0.0, 2.0 * np.pi, n_points, endpoint=False)
+    x = radius * np.stack([np.cos(theta), np.sin(theta)], 1) @ plane.T
+    dx = radius * np.stack([-np.sin(theta), np.cos(theta)], 1) @ plane.T
+    return x, dx
+
+
+def _curve_through(weights, x, dx):
+    """Push a closed curve (points ``x`` at equally spaced angles, tangents ``dx``)
+    through a ``tanh`` network without bias with weight matrices ``weights``.
+
+    Returns the pre-activations of every layer and the length of the curve's
+    image there, integrated from the exact tangent vectors.
+    """
+    h, dh = x @ weights[0].T, dx @ weights[0].T
+    pre, lengths = [h], [np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi]
+    for w in weights[1:]:
+        dh = (phi_prime("tanh", h) * dh) @ w.T
+        h = np.tanh(h) @ w.T
+        pre.append(h)
+        lengths.append(np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi)
+    return pre, np.array(lengths)
 
 
 def _random_layers(width, n_matrices, sigma_w, sigma_b, rng):
@@ -460,19 +461,10 @@ def circle_through_network(
     depth = check_int("depth", depth, minimum=2)
     n_points = check_int("n_points", n_points, minimum=3)
     rng = numpy_generator(seed)
-    theta = np.linspace(0.0, 2.0 * np.pi, n_points, endpoint=False)
-    x = np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    dx = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
     w_first = rng.standard_normal((width, 2)) * sigma / np.sqrt(2)
     weights, _ = _random_layers(width, depth - 2, sigma, 0.0, rng)
-    h, dh = x @ w_first.T, dx @ w_first.T
-    pre, lengths = [h], [np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi]
-    for w in weights:
-        dh = (phi_prime("tanh", h) * dh) @ w.T
-        h = np.tanh(h) @ w.T
-        pre.append(h)
-        lengths.append(np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi)
-    return np.array(pre), np.array(lengths)
+    pre, lengths = _curve_through([w_first, *weights], *_circle(n_points, np.eye(2)))
+    return np.array(pre), lengths
 
 
 def sigma_sweep(
@@ -550,29 +542,10 @@ def teacher_stretch(
     """
     n_circles = check_int("n_circles", n_circles, minimum=1)
     radius = check_float("radius", radius, positive=True)
-    if not isinstance(teacher, torch.nn.Sequential) or not isinstance(
-        teacher[0], torch.nn.Linear
-    ):
-        raise ValueError(
-            f"teacher must be a network from make_teacher, got {type(teacher).__name__}"
-        )
-    weights = [
-        m.weight.detach().double().numpy()
-        for m in teacher
-        if isinstance(m, torch.nn.Linear)
-    ]
-    n_in = weights[0].shape[1]
+    weights = [m.weight.detach().double().numpy() for m in _teacher_layers(teacher)]
     rng = numpy_generator(seed)
-    theta = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
     out = np.empty((n_circles, len(weights)))
     for k in range(n_circles):
-        plane, _ = np.linalg.qr(rng.standard_normal((n_in, 2)))
-        x = radius * np.stack([np.cos(theta), np.sin(theta)], 1) @ plane.T
-        dx = radius * np.stack([-np.sin(theta), np.cos(theta)], 1) @ plane.T
-        h, dh = x @ weights[0].T, dx @ weights[0].T
-        out[k, 0] = np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi
-        for i, w in enumerate(weights[1:], start=1):
-            dh = (phi_prime("tanh", h) * dh) @ w.T
-            h = np.tanh(h) @ w.T
-            out[k, i] = np.mean(np.linalg.norm(dh, axis=1)) * 2 * np.pi
+        plane, _ = np.linalg.qr(rng.standard_normal((weights[0].shape[1], 2)))
+        out[k] = _curve_through(weights, *_circle(720, plane, radius))[1]
     return out
