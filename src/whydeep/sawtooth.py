@@ -234,6 +234,11 @@ class ShallowReLU(nn.Module):
 
     def __init__(self, kinks, jumps, slope: float, intercept: float):
         super().__init__()
+        if np.shape(kinks) != np.shape(jumps) or np.ndim(kinks) != 1:
+            raise ValueError(
+                "kinks and jumps must be 1-D of one length, got shapes "
+                f"{np.shape(kinks)} and {np.shape(jumps)}"
+            )
         self.body = _step_network(kinks, jumps, intercept, torch.float64, nn.ReLU)
         self.skip_weight = nn.Parameter(
             torch.tensor([[float(slope)]], dtype=torch.float64)
@@ -499,14 +504,14 @@ def random_pieces_bound(
 ) -> dict:
     """Pieces of random ReLU networks with the Hanin–Rolnick bound, network by network.
 
-    The networks are those of :func:`random_relu_net` (He initialisation,
-    biases N(0, ``sigma_b``²)), ``n_nets`` per depth. Every kink of a network is
-    a sign change of some hidden unit's pre-activation ``z = b + g(x)``, and
-    ``g`` does not depend on the unit's own bias ``b``. Averaging over ``b`` alone, the expected number of
-    sign changes of ``z`` is at most ``C_b ∫ |g'(x)| dx`` with ``C_b`` the
-    largest density of ``b``, ``1 / (sigma_b sqrt(2 pi))``. Summed over units:
-    ``E[pieces] <= 1 + C_b E[sum_z TV(z)]``, the one-input form of the bound of
-    Hanin and Rolnick (2019).
+    The networks are those of :func:`random_relu_net` (He initialisation, biases
+    N(0, ``sigma_b``²)), ``n_nets`` per depth. Every kink of a network is a sign
+    change of some hidden unit's pre-activation ``z = b + g(x)``, and ``g`` does
+    not depend on the unit's own bias ``b``. Averaging over ``b`` alone, the
+    expected number of sign changes of ``z`` is at most ``C_b ∫ |g'(x)| dx``
+    with ``C_b`` the largest density of ``b``, ``1 / (sigma_b sqrt(2 pi))``.
+    Summed over units: ``E[pieces] <= 1 + C_b E[sum_z TV(z)]``, the one-input
+    form of the bound of Hanin and Rolnick (2019).
 
     Returns
     -------
@@ -654,7 +659,8 @@ def train_relu_nets(
     if any([p.shape for p in net.parameters()] != shapes for net in nets):
         raise ValueError(
             "nets must be ReLU networks of one architecture, one input, one output "
-            f"and one width in every hidden layer, with biases, like the first: {shapes}"
+            "and one width in every hidden layer, with biases: parameters of shapes "
+            f"{shapes}, like the first"
         )
     x = torch.as_tensor(np.asarray(x, dtype=float)).reshape(-1, 1)
     y = torch.as_tensor(np.asarray(y, dtype=float)).reshape(-1, 1)
