@@ -160,6 +160,7 @@ def test_saved_bytes_are_held_until_backward_frees_them():
 
     held = ad.saved_bytes(forward, x, exclude=[x, *weights])
     assert held == {
+        "peak_forward": 6 * activation,
         "end_of_forward": 6 * activation,
         "peak_backward": 6 * activation,
         "after_backward": 0,
@@ -180,6 +181,19 @@ def test_saved_bytes_counts_a_storage_saved_twice_once():
 
     held = ad.saved_bytes(forward, x, exclude=[x])
     assert held["end_of_forward"] == x.numel() * x.element_size()
+
+
+def test_saved_bytes_peak_sees_what_the_forward_pass_frees_again():
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+
+    def forward(x):
+        y = torch.exp(x)  # saved for exp's backward rule...
+        (slope,) = torch.autograd.grad(y.sum(), x)  # ...and freed again here
+        return slope.sum()
+
+    held = ad.saved_bytes(forward, x, exclude=[x])
+    assert held["peak_forward"] == x.numel() * x.element_size()
+    assert held["end_of_forward"] == 0
 
 
 @pytest.mark.parametrize("segment", [1, 2, 3, 4, 7, 12])

@@ -443,6 +443,7 @@ def saved_bytes(
     Returns
     -------
     dict
+        ``'peak_forward'``: the most held at once during the forward pass;
         ``'end_of_forward'``: bytes held when the forward pass returns;
         ``'peak_backward'``: the most held at once during the backward pass;
         ``'after_backward'``: bytes still held at the end (0 unless leaked).
@@ -455,11 +456,13 @@ def saved_bytes(
             raise ValueError(
                 f"forward must return a scalar, got shape {tuple(out.shape)}"
             )
+        peak_forward = ledger.peak
         held = ledger.peak = ledger.live  # the backward pass starts from here
         if inputs and out.requires_grad:
             torch.autograd.grad(out, inputs)
         del out
     return {
+        "peak_forward": peak_forward,
         "end_of_forward": held,
         "peak_backward": ledger.peak,
         "after_backward": ledger.live,
@@ -512,7 +515,8 @@ def memory_sweep(
         pass (weights and data excluded, see :func:`saved_bytes`);
         ``'predicted'``: one ``(n_samples, width)`` activation per tanh layer;
         ``'peak_reverse'``, ``'peak_forward'``: :func:`peak_live_bytes` of each pass;
-        ``'saved_forward'``: bytes forward mode holds for a backward pass (none).
+        ``'saved_forward'``: the most bytes forward mode holds at once for a
+        backward pass (none).
     """
     n_layers = _check_ints("n_layers", n_layers, "number of layers", minimum=1)
     width = check_int("width", width, minimum=1)
@@ -541,7 +545,7 @@ def _chain_memory(weights, w_out, x) -> dict[str, int]:
         "saved": saved,
         "predicted": len(weights) * x.numel() * x.element_size(),
         "peak_reverse": peak_reverse,
-        "saved_forward": saved_bytes(forward, x, exclude=exclude)["end_of_forward"],
+        "saved_forward": saved_bytes(forward, x, exclude=exclude)["peak_forward"],
         "peak_forward": peak_live_bytes(forward, x),
     }
 
