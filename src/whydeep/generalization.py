@@ -1021,7 +1021,11 @@ def train_tracking_sharpness(
         predicted = model(x_test).argmax(1).numpy()
         error = float((predicted != np.asarray(y_test)).mean())
     return SharpnessRun(
-        np.array(steps), np.array(sharp), np.array(loss_steps), np.array(losses), error
+        steps=np.array(steps),
+        sharpness=np.array(sharp),
+        loss_steps=np.array(loss_steps),
+        loss=np.array(losses),
+        test_error=error,
     )
 
 

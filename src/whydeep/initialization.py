@@ -655,8 +655,13 @@ def train_stack(
         opt.step()
         if step % record_every == 0 or step == n_steps:
             record(step)
-    steps, *per_network = zip(*records, strict=True)
-    return StackRuns(np.array(steps), *(torch.stack(r, 1).numpy() for r in per_network))
+    steps, train_loss, train_accuracy, test_accuracy = zip(*records, strict=True)
+    return StackRuns(
+        steps=np.array(steps),
+        train_loss=torch.stack(train_loss, 1).numpy(),
+        train_accuracy=torch.stack(train_accuracy, 1).numpy(),
+        test_accuracy=torch.stack(test_accuracy, 1).numpy(),
+    )
 
 
 def trainable_depth(depths, accuracy, threshold: float = 0.5) -> np.ndarray:
